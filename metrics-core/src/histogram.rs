@@ -1,0 +1,333 @@
+//! Histograms: observations counted into buckets.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::metric::{sealed::Sealed, Metric};
+use crate::value::{HistogramRef, MetricKind, Scratch, ValueRef};
+
+/// The upper bounds of a histogram's buckets: non-empty, finite and strictly increasing.
+/// The `+Inf` bucket is always added and is not listed here.
+///
+/// ```
+/// use metrics_core::Buckets;
+///
+/// assert_eq!(Buckets::linear(1.0, 2.0, 3)?.as_slice(), &[1.0, 3.0, 5.0]);
+/// assert_eq!(Buckets::exponential(0.01, 2.0, 4)?.as_slice(), &[0.01, 0.02, 0.04, 0.08]);
+/// assert!(Buckets::new([0.5, 0.1]).is_err(), "not increasing");
+/// # Ok::<(), metrics_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(Arc<[f64]>);
+
+impl Buckets {
+    /// Latency buckets in seconds, OpenTelemetry's advice for HTTP servers:
+    /// 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10.
+    /// The default of every histogram.
+    pub const LATENCY_SECONDS: &'static [f64] = &[
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    ];
+
+    /// Buckets with the given upper bounds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBuckets`] when the bounds are empty, not finite or not strictly
+    /// increasing.
+    pub fn new(bounds: impl Into<Vec<f64>>) -> Result<Self, Error> {
+        let bounds = bounds.into();
+        check_bounds(&bounds)?;
+        Ok(Self(bounds.into()))
+    }
+
+    /// `count` buckets starting at `start`, each `width` above the last.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBuckets`] when `count` is zero or `width` is not positive.
+    pub fn linear(start: f64, width: f64, count: usize) -> Result<Self, Error> {
+        if !(width > 0.0) {
+            return Err(Error::InvalidBuckets {
+                reason: format!("linear bucket width must be positive, not {width}"),
+            });
+        }
+        #[allow(clippy::cast_precision_loss)]
+        Self::new(
+            (0..count)
+                .map(|i| start + width * i as f64)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// `count` buckets starting at `start`, each `factor` times the last.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBuckets`] when `count` is zero, `start` is not positive or `factor` is
+    /// not above 1.
+    pub fn exponential(start: f64, factor: f64, count: usize) -> Result<Self, Error> {
+        if !(start > 0.0) || !(factor > 1.0) {
+            return Err(Error::InvalidBuckets {
+                reason: format!(
+                    "exponential buckets need start > 0 and factor > 1, not {start} and {factor}"
+                ),
+            });
+        }
+        let mut bound = start;
+        let bounds = (0..count)
+            .map(|_| {
+                let b = bound;
+                bound *= factor;
+                b
+            })
+            .collect::<Vec<_>>();
+        Self::new(bounds)
+    }
+
+    /// The upper bounds.
+    #[must_use]
+    pub fn as_slice(&self) -> &[f64] {
+        &self.0
+    }
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self(Self::LATENCY_SECONDS.into())
+    }
+}
+
+pub(crate) fn check_bounds(bounds: &[f64]) -> Result<(), Error> {
+    let invalid = |reason: String| Err(Error::InvalidBuckets { reason });
+    if bounds.is_empty() {
+        return invalid("at least one bucket bound is needed".to_owned());
+    }
+    if let Some(b) = bounds.iter().find(|b| !b.is_finite()) {
+        return invalid(format!(
+            "bound {b} is not finite (the +Inf bucket is always added)"
+        ));
+    }
+    if let Some(w) = bounds.windows(2).find(|w| w[0] >= w[1]) {
+        return invalid(format!(
+            "bounds must be strictly increasing, but {} is followed by {}",
+            w[0], w[1]
+        ));
+    }
+    Ok(())
+}
+
+/// A histogram: observations counted into buckets, with their sum.
+///
+/// An observation is a bucket search (a few nanoseconds over 14 bounds) and two atomic
+/// updates: the bucket's count and the sum. The count is not stored apart: a scrape derives it
+/// from the buckets, so `_count` always equals the `+Inf` bucket and cumulative buckets never
+/// decrease, however many threads observe during the scrape. The sum is read at the same scrape
+/// and may include an observation whose bucket was read just before it landed, or miss one: it
+/// converges at the next scrape.
+///
+/// A NaN observation is counted in the `+Inf` bucket and left out of the sum, so that one bad
+/// value cannot turn `_sum` into NaN for the rest of the process's life.
+///
+/// ```
+/// use metrics_core::{Buckets, Registry};
+///
+/// let registry = Registry::new();
+/// let latency = registry
+///     .histogram("job_duration_seconds", "Time to run a job.")
+///     .buckets(Buckets::new([0.1, 1.0])?)
+///     .register()?;
+/// latency.observe(0.05);
+/// latency.observe(0.5);
+/// {
+///     let _timer = latency.start_timer(); // observes the elapsed seconds when dropped
+/// }
+/// assert_eq!(registry.get_sample_value("job_duration_seconds_count", &[]), Some(3.0));
+/// assert_eq!(registry.get_sample_value("job_duration_seconds_bucket", &[("le", "1.0")]), Some(3.0));
+/// # Ok::<(), metrics_core::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    core: Arc<HistogramCore>,
+}
+
+#[derive(Debug)]
+struct HistogramCore {
+    bounds: Arc<[f64]>,
+    /// One count per bound, then the `+Inf` bucket; not cumulative.
+    counts: Box<[AtomicU64]>,
+    sum_bits: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    #[inline]
+    pub fn observe(&self, v: f64) {
+        let core = &*self.core;
+        // The first bucket whose bound is >= v; NaN compares false everywhere and so lands in
+        // the `+Inf` bucket.
+        let index = core.bounds.partition_point(|bound| !(v <= *bound));
+        core.counts[index].fetch_add(1, Ordering::Relaxed);
+        if !v.is_nan() {
+            crate::atomic::add_f64(&core.sum_bits, v);
+        }
+    }
+
+    /// Records a duration in seconds.
+    #[inline]
+    pub fn observe_duration(&self, elapsed: Duration) {
+        self.observe(elapsed.as_secs_f64());
+    }
+
+    /// Starts a timer that observes the elapsed seconds when it is dropped or stopped.
+    #[must_use = "the timer observes as soon as it is dropped"]
+    pub fn start_timer(&self) -> HistogramTimer<'_> {
+        HistogramTimer {
+            histogram: self,
+            start: Instant::now(),
+            armed: true,
+        }
+    }
+
+    /// The number of observations so far.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.core
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The sum of all observations so far.
+    #[must_use]
+    pub fn sum(&self) -> f64 {
+        f64::from_bits(self.core.sum_bits.load(Ordering::Relaxed))
+    }
+}
+
+/// Observes the seconds since it was started into its [`Histogram`] when dropped; made by
+/// [`Histogram::start_timer`].
+#[derive(Debug)]
+pub struct HistogramTimer<'a> {
+    histogram: &'a Histogram,
+    start: Instant,
+    armed: bool,
+}
+
+impl HistogramTimer<'_> {
+    /// Observes now and returns the elapsed time.
+    pub fn stop(mut self) -> Duration {
+        self.armed = false;
+        let elapsed = self.start.elapsed();
+        self.histogram.observe_duration(elapsed);
+        elapsed
+    }
+
+    /// Drops the timer without observing anything.
+    pub fn discard(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for HistogramTimer<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.histogram.observe_duration(self.start.elapsed());
+        }
+    }
+}
+
+impl Metric for Histogram {}
+
+impl Sealed for Histogram {
+    type Config = Buckets;
+    const KIND: MetricKind = MetricKind::Histogram;
+
+    fn create(buckets: &Buckets) -> Self {
+        Self {
+            core: Arc::new(HistogramCore {
+                bounds: Arc::clone(&buckets.0),
+                counts: (0..=buckets.0.len()).map(|_| AtomicU64::new(0)).collect(),
+                sum_bits: AtomicU64::new(0f64.to_bits()),
+            }),
+        }
+    }
+
+    fn read<'a>(&'a self, _: &'a Buckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
+        let core = &*self.core;
+        scratch.counts.clear();
+        let mut cumulative = 0u64;
+        for count in &*core.counts {
+            cumulative += count.load(Ordering::Relaxed);
+            scratch.counts.push(cumulative);
+        }
+        ValueRef::Histogram(HistogramRef {
+            bounds: &core.bounds,
+            cumulative: &scratch.counts,
+            sum: f64::from_bits(core.sum_bits.load(Ordering::Relaxed)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cumulative(h: &Histogram) -> Vec<u64> {
+        let mut scratch = Scratch::default();
+        match h.read(&Buckets::default(), &mut scratch) {
+            ValueRef::Histogram(r) => r.cumulative_counts().to_vec(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn observations_land_in_the_first_bucket_whose_bound_is_not_below_them() {
+        let h = Histogram::create(&Buckets::new([1.0, 2.0]).unwrap());
+        for v in [0.5, 1.0, 1.5, 2.0, 2.5, f64::INFINITY, f64::NEG_INFINITY] {
+            h.observe(v);
+        }
+        // le=1: 0.5, 1.0, -inf; le=2: + 1.5, 2.0; +Inf: + 2.5, inf
+        assert_eq!(cumulative(&h), vec![3, 5, 7]);
+    }
+
+    #[test]
+    fn nan_is_counted_but_does_not_poison_the_sum() {
+        let h = Histogram::create(&Buckets::new([1.0]).unwrap());
+        h.observe(0.5);
+        h.observe(f64::NAN);
+        assert_eq!(cumulative(&h), vec![1, 2]);
+        assert_eq!(h.sum(), 0.5);
+        assert_eq!(h.count(), 2);
+    }
+
+    #[test]
+    fn bucket_validation_names_the_problem() {
+        assert!(Buckets::new(Vec::<f64>::new()).is_err());
+        let err = Buckets::new([1.0, f64::INFINITY]).unwrap_err().to_string();
+        assert!(err.contains("inf"), "{err}");
+        let err = Buckets::new([1.0, 1.0]).unwrap_err().to_string();
+        assert!(err.contains("strictly increasing"), "{err}");
+        assert!(Buckets::new([f64::NAN]).is_err());
+        assert!(Buckets::linear(0.0, 0.0, 3).is_err());
+        assert!(Buckets::linear(0.0, 1.0, 0).is_err());
+        assert!(Buckets::exponential(0.0, 2.0, 3).is_err());
+        assert!(Buckets::exponential(1.0, 1.0, 3).is_err());
+        assert!(
+            Buckets::exponential(1.0, 10.0, 400).is_err(),
+            "overflows to +Inf"
+        );
+    }
+
+    #[test]
+    fn timer_observes_on_drop_and_not_when_discarded() {
+        let h = Histogram::create(&Buckets::default());
+        drop(h.start_timer());
+        let elapsed = h.start_timer().stop();
+        h.start_timer().discard();
+        assert_eq!(h.count(), 2);
+        assert!(h.sum() >= elapsed.as_secs_f64());
+    }
+}

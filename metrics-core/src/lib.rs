@@ -1,0 +1,107 @@
+//! The core of vitals: a registry, metric types, bounded label families and the Prometheus
+//! exposition, with a hot path of plain atomics.
+//!
+//! # Quick start
+//!
+//! ```
+//! use metrics_core::{encoding::text, Registry};
+//!
+//! let registry = Registry::new();
+//! let requests = registry
+//!     .counter("http_requests", "HTTP requests served.")
+//!     .labels(["method", "status"])
+//!     .register()?;
+//! let latency = registry
+//!     .histogram("http_request_duration", "Time to serve an HTTP request.")
+//!     .unit("seconds")
+//!     .register()?;
+//!
+//! // Look a series up once, keep the handle, record into it: one atomic add.
+//! let ok = requests.labels(&[("method", "GET"), ("status", "200")])?;
+//! ok.inc();
+//! latency.observe(0.042);
+//!
+//! assert_eq!(registry.get_sample_value("http_requests_total", &[("method", "GET"), ("status", "200")]), Some(1.0));
+//! print!("{}", text::encode(&registry));
+//! # Ok::<(), metrics_core::Error>(())
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `process` | yes | [`ProcessCollector`]: the standard `process_*` metrics on Linux |
+//!
+//! # Metric types
+//!
+//! | type | records | exposed as |
+//! |---|---|---|
+//! | [`Counter`], [`FloatCounter`] | totals that only go up | `<name>_total` |
+//! | [`Gauge`], [`FloatGauge`] | values that go up and down; [`Gauge::track`] for in-flight counts | `<name>` |
+//! | [`Histogram`] | observations in [`Buckets`]; [`Histogram::start_timer`] for durations | `<name>_bucket`, `_sum`, `_count` |
+//! | [`Summary`] | quantiles over a sliding window, with a stated error bound | `<name>{quantile=..}`, `_sum`, `_count` |
+//! | [`Info`] | a constant series whose labels are facts | `<name>_info` |
+//!
+//! Every type is a cheap handle (an `Arc`): clone it freely, keep it in a struct or a static.
+//! Recording into a handle takes no lock and allocates nothing.
+//!
+//! # Labels, and why cardinality stays bounded
+//!
+//! `.labels([...])` on a builder makes a [`Family`]: one series per label set, looked up by
+//! name in any order ([`Family::labels`]), by position ([`Family::label_values`]) or as a
+//! typed struct ([`LabelSet`], [`TypedFamily`]). Every family has a series cap
+//! ([`DEFAULT_SERIES_CAP`] by default); past it, new label sets share one overflow series and
+//! `vitals_series_overflow_total{metric=...}` counts how many were redirected, so a flood of
+//! unexpected label values adds a constant number of series and loses no observation.
+//!
+//! # Registries
+//!
+//! [`Registry::global`] is the process-wide default; create your own [`Registry`] values in
+//! libraries and tests. Sub-registries ([`Registry::with_prefix`],
+//! [`Registry::with_const_labels`], [`Registry::with_series_cap`]) are views of the same store.
+//! Registration errors are typed ([`Error`]) and name the offending string; nothing panics on
+//! bad input.
+//!
+//! # Custom collectors
+//!
+//! A [`Collector`] (or a closure) gives [`MetricFamily`] values at each scrape, for figures
+//! that live elsewhere: a pool's size, a queue's depth, the operating system's view of the
+//! process ([`ProcessCollector`]). A failing collector is counted, not fatal.
+//!
+//! # Reading values
+//!
+//! [`Registry::get_sample_value`] reads one sample without encoding or parsing text, for
+//! tests; [`encoding::text`] writes the Prometheus text format 0.0.4.
+
+mod atomic;
+mod collector;
+mod counter;
+pub mod encoding;
+mod error;
+mod family;
+mod gauge;
+mod histogram;
+mod info;
+mod metric;
+#[cfg(feature = "process")]
+mod process;
+mod registry;
+mod summary;
+mod validate;
+mod value;
+mod visit;
+
+pub use collector::{CollectError, Collector, MetricFamily};
+pub use counter::{Counter, FloatCounter};
+pub use error::Error;
+pub use family::{Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP};
+pub use gauge::{FloatGauge, Gauge, GaugeGuard};
+pub use histogram::{Buckets, Histogram, HistogramTimer};
+pub use info::Info;
+pub use metric::Metric;
+#[cfg(feature = "process")]
+pub use process::ProcessCollector;
+pub use registry::{FamilyBuilder, InfoBuilder, MetricBuilder, Registry, TypedFamilyBuilder};
+pub use summary::{Summary, SummaryConfig};
+pub use value::{HistogramRef, MetricKind, MetricValue, Number, SummaryRef, ValueRef};
+pub use visit::OVERFLOW_LABEL_VALUE;

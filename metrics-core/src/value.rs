@@ -1,0 +1,306 @@
+//! What a series holds at scrape time, in a form every encoder and custom collector shares.
+
+/// The type of a metric family, as the exposition formats name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MetricKind {
+    /// A value that only goes up (and resets when the process restarts).
+    Counter,
+    /// A value that goes up and down.
+    Gauge,
+    /// Observations counted into cumulative buckets, with their sum and count.
+    Histogram,
+    /// Client-side quantiles over a sliding window, with the sum and count of all observations.
+    Summary,
+    /// A constant series whose labels carry information, such as `build_info`.
+    Info,
+    /// A value of unknown type, for custom collectors that cannot say more.
+    Unknown,
+}
+
+impl MetricKind {
+    /// The type's name in the Prometheus text format's `# TYPE` line.
+    #[must_use]
+    pub fn prometheus_name(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            // The 0.0.4 text format has no info type: an info metric is a gauge of value 1.
+            Self::Gauge | Self::Info => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+            Self::Unknown => "untyped",
+        }
+    }
+
+    /// The suffix that this type adds to the family name for its main sample, if any.
+    pub(crate) fn name_suffix(self) -> &'static str {
+        match self {
+            Self::Counter => "_total",
+            Self::Info => "_info",
+            _ => "",
+        }
+    }
+}
+
+/// A sample value, kept in the type it was recorded in so that integers print exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Number {
+    /// An unsigned integer (integer counters).
+    U64(u64),
+    /// A signed integer (integer gauges).
+    I64(i64),
+    /// A floating-point number.
+    F64(f64),
+}
+
+impl Number {
+    /// The value as a float (large integers may round).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::U64(v) => v as f64,
+            Self::I64(v) => v as f64,
+            Self::F64(v) => v,
+        }
+    }
+}
+
+/// One series' value at scrape time, borrowed from the metric or collector that holds it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum ValueRef<'a> {
+    /// A counter's total.
+    Counter(Number),
+    /// A gauge's current value.
+    Gauge(Number),
+    /// A histogram's buckets, sum and count.
+    Histogram(HistogramRef<'a>),
+    /// A summary's quantiles, sum and count.
+    Summary(SummaryRef<'a>),
+    /// An info series (its value is always 1).
+    Info,
+}
+
+/// A histogram at scrape time.
+///
+/// `cumulative` has one entry per bound plus a last one for `+Inf`, which is the count: the
+/// shape itself guarantees that `_count` equals the `+Inf` bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct HistogramRef<'a> {
+    pub(crate) bounds: &'a [f64],
+    pub(crate) cumulative: &'a [u64],
+    pub(crate) sum: f64,
+}
+
+impl<'a> HistogramRef<'a> {
+    /// The finite upper bounds, strictly increasing.
+    #[must_use]
+    pub fn bounds(&self) -> &'a [f64] {
+        self.bounds
+    }
+
+    /// Cumulative counts: one per bound, then the `+Inf` bucket.
+    #[must_use]
+    pub fn cumulative_counts(&self) -> &'a [u64] {
+        self.cumulative
+    }
+
+    /// The number of observations (the `+Inf` bucket).
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+
+    /// The sum of all observations.
+    #[must_use]
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+}
+
+/// A summary at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryRef<'a> {
+    pub(crate) quantiles: &'a [(f64, f64)],
+    pub(crate) sum: f64,
+    pub(crate) count: u64,
+}
+
+impl<'a> SummaryRef<'a> {
+    /// `(quantile, value)` pairs; a value is NaN when the window holds no observation.
+    #[must_use]
+    pub fn quantiles(&self) -> &'a [(f64, f64)] {
+        self.quantiles
+    }
+
+    /// The sum of all observations since the summary was created.
+    #[must_use]
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// The number of observations since the summary was created.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+/// An owned series value, as custom [`Collector`](crate::Collector)s give it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricValue(pub(crate) OwnedValue);
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OwnedValue {
+    Counter(Number),
+    Gauge(Number),
+    Histogram {
+        bounds: Vec<f64>,
+        cumulative: Vec<u64>,
+        sum: f64,
+    },
+    Summary {
+        quantiles: Vec<(f64, f64)>,
+        sum: f64,
+        count: u64,
+    },
+    Info,
+}
+
+impl MetricValue {
+    /// A counter total.
+    #[must_use]
+    pub fn counter(value: impl Into<Number>) -> Self {
+        Self(OwnedValue::Counter(value.into()))
+    }
+
+    /// A gauge value.
+    #[must_use]
+    pub fn gauge(value: impl Into<Number>) -> Self {
+        Self(OwnedValue::Gauge(value.into()))
+    }
+
+    /// A histogram from `(upper bound, cumulative count)` pairs for the finite buckets, the
+    /// total count (the `+Inf` bucket) and the sum. The shape is checked at scrape time: a
+    /// family holding a malformed histogram is left out and counted as a collector error.
+    #[must_use]
+    pub fn histogram(buckets: impl IntoIterator<Item = (f64, u64)>, count: u64, sum: f64) -> Self {
+        let (bounds, mut cumulative): (Vec<f64>, Vec<u64>) = buckets.into_iter().unzip();
+        cumulative.push(count);
+        Self(OwnedValue::Histogram {
+            bounds,
+            cumulative,
+            sum,
+        })
+    }
+
+    /// A summary from `(quantile, value)` pairs, the sum and the count.
+    #[must_use]
+    pub fn summary(quantiles: impl IntoIterator<Item = (f64, f64)>, sum: f64, count: u64) -> Self {
+        Self(OwnedValue::Summary {
+            quantiles: quantiles.into_iter().collect(),
+            sum,
+            count,
+        })
+    }
+
+    /// An info series (value 1).
+    #[must_use]
+    pub fn info() -> Self {
+        Self(OwnedValue::Info)
+    }
+
+    /// Borrows the value in the form the encoders read.
+    #[must_use]
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match &self.0 {
+            OwnedValue::Counter(n) => ValueRef::Counter(*n),
+            OwnedValue::Gauge(n) => ValueRef::Gauge(*n),
+            OwnedValue::Histogram {
+                bounds,
+                cumulative,
+                sum,
+            } => ValueRef::Histogram(HistogramRef {
+                bounds,
+                cumulative,
+                sum: *sum,
+            }),
+            OwnedValue::Summary {
+                quantiles,
+                sum,
+                count,
+            } => ValueRef::Summary(SummaryRef {
+                quantiles,
+                sum: *sum,
+                count: *count,
+            }),
+            OwnedValue::Info => ValueRef::Info,
+        }
+    }
+
+    /// The type of metric this value belongs to.
+    pub(crate) fn kind(&self) -> MetricKind {
+        match self.0 {
+            OwnedValue::Counter(_) => MetricKind::Counter,
+            OwnedValue::Gauge(_) => MetricKind::Gauge,
+            OwnedValue::Histogram { .. } => MetricKind::Histogram,
+            OwnedValue::Summary { .. } => MetricKind::Summary,
+            OwnedValue::Info => MetricKind::Info,
+        }
+    }
+
+    /// Checks what the exposition formats require of the value's shape.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match &self.0 {
+            OwnedValue::Counter(n) => {
+                let v = n.as_f64();
+                if v.is_nan() || v < 0.0 {
+                    return Err(format!("counter value {v} is negative or NaN"));
+                }
+            }
+            OwnedValue::Histogram {
+                bounds, cumulative, ..
+            } => {
+                if let Err(e) = crate::histogram::check_bounds(bounds) {
+                    return Err(e.to_string());
+                }
+                if cumulative.windows(2).any(|w| w[0] > w[1]) {
+                    return Err("cumulative bucket counts decrease".to_owned());
+                }
+            }
+            OwnedValue::Summary { quantiles, .. } => {
+                if let Some((q, _)) = quantiles.iter().find(|(q, _)| !(0.0..=1.0).contains(q)) {
+                    return Err(format!("quantile {q} is outside [0, 1]"));
+                }
+            }
+            OwnedValue::Gauge(_) | OwnedValue::Info => {}
+        }
+        Ok(())
+    }
+}
+
+macro_rules! number_from {
+    ($($t:ty => $variant:ident as $as:ty),* $(,)?) => {
+        $(impl From<$t> for Number {
+            fn from(v: $t) -> Self {
+                Self::$variant(<$as>::from(v))
+            }
+        })*
+    };
+}
+
+number_from!(
+    u8 => U64 as u64, u16 => U64 as u64, u32 => U64 as u64, u64 => U64 as u64,
+    i8 => I64 as i64, i16 => I64 as i64, i32 => I64 as i64, i64 => I64 as i64,
+    f32 => F64 as f64, f64 => F64 as f64,
+);
+
+impl From<usize> for Number {
+    fn from(v: usize) -> Self {
+        Self::U64(u64::try_from(v).unwrap_or(u64::MAX))
+    }
+}
+
+pub(crate) use crate::metric::sealed::Scratch;
