@@ -57,6 +57,10 @@ impl Sealed for Counter {
         }
     }
 
+    fn reset(&self, (): &()) {
+        self.value.store(0, Ordering::Relaxed);
+    }
+
     fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
         ValueRef::Counter(Number::U64(self.get()))
     }
@@ -119,6 +123,10 @@ impl Sealed for FloatCounter {
         Self {
             bits: Arc::new(CachePadded(AtomicU64::new(0f64.to_bits()))),
         }
+    }
+
+    fn reset(&self, (): &()) {
+        self.bits.store(0f64.to_bits(), Ordering::Relaxed);
     }
 
     fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {

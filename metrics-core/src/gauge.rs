@@ -93,6 +93,10 @@ impl Sealed for Gauge {
         }
     }
 
+    fn reset(&self, (): &()) {
+        self.set(0);
+    }
+
     fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
         ValueRef::Gauge(Number::I64(self.get()))
     }
@@ -149,6 +153,10 @@ impl Sealed for FloatGauge {
         Self {
             bits: Arc::new(CachePadded(AtomicU64::new(0f64.to_bits()))),
         }
+    }
+
+    fn reset(&self, (): &()) {
+        self.set(0.0);
     }
 
     fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {

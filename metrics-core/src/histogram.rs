@@ -19,8 +19,18 @@ use crate::value::{HistogramRef, MetricKind, Scratch, ValueRef};
 /// assert!(Buckets::new([0.5, 0.1]).is_err(), "not increasing");
 /// # Ok::<(), metrics_core::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct Buckets(Arc<[f64]>);
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    bounds: Arc<[f64]>,
+    /// Each bound as the text formats write it, rendered once rather than at every scrape.
+    rendered: Arc<[Box<str>]>,
+}
+
+impl PartialEq for Buckets {
+    fn eq(&self, other: &Self) -> bool {
+        self.bounds == other.bounds
+    }
+}
 
 impl Buckets {
     /// Latency buckets in seconds, OpenTelemetry's advice for HTTP servers:
@@ -39,7 +49,7 @@ impl Buckets {
     pub fn new(bounds: impl Into<Vec<f64>>) -> Result<Self, Error> {
         let bounds = bounds.into();
         check_bounds(&bounds)?;
-        Ok(Self(bounds.into()))
+        Ok(Self::from_checked(bounds.into()))
     }
 
     /// `count` buckets starting at `start`, each `width` above the last.
@@ -89,13 +99,25 @@ impl Buckets {
     /// The upper bounds.
     #[must_use]
     pub fn as_slice(&self) -> &[f64] {
-        &self.0
+        &self.bounds
+    }
+
+    fn from_checked(bounds: Arc<[f64]>) -> Self {
+        let rendered = bounds
+            .iter()
+            .map(|&b| {
+                let mut s = String::new();
+                crate::encoding::write_f64(&mut s, b);
+                s.into_boxed_str()
+            })
+            .collect();
+        Self { bounds, rendered }
     }
 }
 
 impl Default for Buckets {
     fn default() -> Self {
-        Self(Self::LATENCY_SECONDS.into())
+        Self::from_checked(Self::LATENCY_SECONDS.into())
     }
 }
 
@@ -248,14 +270,23 @@ impl Sealed for Histogram {
     fn create(buckets: &Buckets) -> Self {
         Self {
             core: Arc::new(HistogramCore {
-                bounds: Arc::clone(&buckets.0),
-                counts: (0..=buckets.0.len()).map(|_| AtomicU64::new(0)).collect(),
+                bounds: Arc::clone(&buckets.bounds),
+                counts: (0..=buckets.bounds.len())
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
                 sum_bits: AtomicU64::new(0f64.to_bits()),
             }),
         }
     }
 
-    fn read<'a>(&'a self, _: &'a Buckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
+    fn reset(&self, _: &Buckets) {
+        for count in &*self.core.counts {
+            count.store(0, Ordering::Relaxed);
+        }
+        self.core.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+    }
+
+    fn read<'a>(&'a self, buckets: &'a Buckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
         let core = &*self.core;
         scratch.counts.clear();
         let mut cumulative = 0u64;
@@ -265,6 +296,7 @@ impl Sealed for Histogram {
         }
         ValueRef::Histogram(HistogramRef {
             bounds: &core.bounds,
+            rendered_bounds: Some(&buckets.rendered),
             cumulative: &scratch.counts,
             sum: f64::from_bits(core.sum_bits.load(Ordering::Relaxed)),
         })

@@ -33,6 +33,8 @@ impl Sealed for Info {
         Self
     }
 
+    fn reset(&self, (): &()) {}
+
     fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
         ValueRef::Info
     }

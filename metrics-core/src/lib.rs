@@ -49,7 +49,9 @@
 //!
 //! `.labels([...])` on a builder makes a [`Family`]: one series per label set, looked up by
 //! name in any order ([`Family::labels`]), by position ([`Family::label_values`]) or as a
-//! typed struct ([`LabelSet`], [`TypedFamily`]). Every family has a series cap
+//! typed struct ([`LabelSet`], [`TypedFamily`]). A lookup takes no lock and writes no shared
+//! memory; label sets from a small fixed set ([`DenseLabelSet`], [`DenseFamily`]) skip
+//! hashing too and are found by index. Every family has a series cap
 //! ([`DEFAULT_SERIES_CAP`] by default); past it, new label sets share one overflow series and
 //! `vitals_series_overflow_total{metric=...}` counts how many were redirected, so a flood of
 //! unexpected label values adds a constant number of series and loses no observation.
@@ -73,6 +75,7 @@
 //! [`Registry::get_sample_value`] reads one sample without encoding or parsing text, for
 //! tests; [`encoding::text`] writes the Prometheus text format 0.0.4.
 
+mod arena;
 mod atomic;
 mod collector;
 mod counter;
@@ -94,7 +97,7 @@ mod visit;
 pub use collector::{CollectError, Collector, MetricFamily};
 pub use counter::{Counter, FloatCounter};
 pub use error::Error;
-pub use family::{Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP};
+pub use family::{DenseFamily, DenseLabelSet, Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP};
 pub use gauge::{FloatGauge, Gauge, GaugeGuard};
 pub use histogram::{Buckets, Histogram, HistogramTimer};
 pub use info::Info;

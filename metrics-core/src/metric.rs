@@ -33,6 +33,8 @@ pub(crate) mod sealed {
         type Config: Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
         const KIND: MetricKind;
         fn create(config: &Self::Config) -> Self;
+        /// Back to the state `create` gives, for a removed series that comes back.
+        fn reset(&self, config: &Self::Config);
         fn read<'a>(&'a self, config: &'a Self::Config, scratch: &'a mut Scratch) -> ValueRef<'a>;
     }
 }

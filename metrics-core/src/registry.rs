@@ -12,7 +12,8 @@ use crate::collector::{Collector, MetricFamily};
 use crate::counter::{Counter, FloatCounter};
 use crate::error::Error;
 use crate::family::{
-    Descriptor, ErasedFamily, Family, FamilyCore, LabelSet, TypedFamily, DEFAULT_SERIES_CAP,
+    DenseFamily, DenseLabelSet, Descriptor, ErasedFamily, Family, FamilyCore, LabelSet,
+    TypedFamily, DEFAULT_SERIES_CAP,
 };
 use crate::gauge::{FloatGauge, Gauge};
 use crate::histogram::{Buckets, Histogram};
@@ -624,6 +625,7 @@ fn visit_collected(
         let labels = LabelsRef {
             pairs: Pairs::Owned(labels),
             consts,
+            rendered: None,
         };
         sink.series(&labels, value.as_ref());
     }
@@ -959,6 +961,19 @@ impl<M: Metric, L: LabelSet> TypedFamilyBuilder<'_, M, L> {
     /// As [`FamilyBuilder::register`].
     pub fn register(self) -> Result<TypedFamily<M, L>, Error> {
         self.inner.register().map(TypedFamily::new)
+    }
+
+    /// Registers the family with a direct index for each of `L`'s label sets, so that a
+    /// lookup is an array access: the fastest way to record with labels known in advance.
+    ///
+    /// # Errors
+    ///
+    /// As [`FamilyBuilder::register`].
+    pub fn register_dense(self) -> Result<DenseFamily<M, L>, Error>
+    where
+        L: DenseLabelSet,
+    {
+        self.inner.register().map(DenseFamily::new)
     }
 }
 

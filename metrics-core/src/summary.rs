@@ -17,10 +17,11 @@
 //!
 //! The bound holds for any distribution, skewed or not, and does not weaken with `n`. It has
 //! two documented exceptions: values closer to zero than `1e-9` are counted as zero (they are
-//! reported as 0, an absolute error below `1e-9`), and when one series sees values spread over
-//! more than 4096 buckets (a ratio of about 10^35 between its largest and smallest magnitude at
-//! the default `α = 0.01`), the smallest magnitudes are merged and lose the bound. Memory is
-//! bounded by the same 4096 buckets per sketch and sign.
+//! reported as 0, an absolute error below `1e-9`), and when the magnitudes of one sign in one
+//! age bucket span a ratio above 10^18 (10^35 at the default `α = 0.01`), the smallest of them
+//! are merged and lose the bound. That cap also bounds memory: at most
+//! `max(4096, ln(10^18) / ln γ)` counters per age bucket and sign (4096 at `α = 0.01`, about
+//! 20,700 at `α = 0.001`), allocated only as far as the observed range needs.
 //!
 //! The default accuracy is 1% (`α = 0.01`), the default window 10 minutes in 5 age buckets,
 //! and the default quantiles 0.5, 0.9 and 0.99.
@@ -39,8 +40,10 @@ use crate::value::{MetricKind, Scratch, SummaryRef, ValueRef};
 
 /// Magnitudes below this are counted in the zero bucket.
 const MIN_INDEXABLE: f64 = 1e-9;
-/// The most buckets one sign of one sketch keeps.
-const MAX_BUCKETS: usize = 4096;
+/// The fewest buckets one sign of one sketch may keep.
+const MIN_BUCKET_CAP: usize = 4096;
+/// The ratio of magnitudes a sketch keeps within the bound, whatever its accuracy.
+const KEPT_RANGE: f64 = 1e18;
 
 /// What a summary series is built from; set through the registration builder.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +199,11 @@ impl Sealed for Summary {
         }
     }
 
+    fn reset(&self, config: &SummaryConfig) {
+        *self.core.lock().unwrap_or_else(PoisonError::into_inner) =
+            Window::new(config, Instant::now());
+    }
+
     fn read<'a>(&'a self, config: &'a SummaryConfig, scratch: &'a mut Scratch) -> ValueRef<'a> {
         let mut window = self.core.lock().unwrap_or_else(PoisonError::into_inner);
         window.rotate(Instant::now());
@@ -317,6 +325,7 @@ fn representative(index: i32, gamma: f64) -> f64 {
 struct Sketch {
     gamma: f64,
     ln_gamma: f64,
+    max_buckets: usize,
     positive: Store,
     negative: Store,
     zero: u64,
@@ -325,9 +334,13 @@ struct Sketch {
 impl Sketch {
     fn new(accuracy: f64) -> Self {
         let gamma = (1.0 + accuracy) / (1.0 - accuracy);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let needed = (KEPT_RANGE.ln() / gamma.ln()).ceil() as usize;
         Self {
             gamma,
             ln_gamma: gamma.ln(),
+            // Capped at 2^24 so that an absurdly fine accuracy cannot ask for gigabytes.
+            max_buckets: needed.clamp(MIN_BUCKET_CAP, 1 << 24),
             positive: Store::default(),
             negative: Store::default(),
             zero: 0,
@@ -342,9 +355,9 @@ impl Sketch {
         }
         let index = self.index(magnitude);
         if v > 0.0 {
-            self.positive.add(index);
+            self.positive.add(index, self.max_buckets);
         } else {
-            self.negative.add(index);
+            self.negative.add(index, self.max_buckets);
         }
     }
 
@@ -373,7 +386,7 @@ impl Sketch {
     }
 }
 
-/// Counts for a contiguous range of bucket indexes, at most [`MAX_BUCKETS`] of them.
+/// Counts for a contiguous range of bucket indexes, at most the sketch's cap of them.
 #[derive(Debug, Clone, Default)]
 struct Store {
     offset: i32,
@@ -399,7 +412,7 @@ impl Store {
     }
 
     #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-    fn add(&mut self, index: i32) {
+    fn add(&mut self, index: i32, max_buckets: usize) {
         if self.counts.is_empty() {
             self.offset = index;
             self.counts.push(0);
@@ -407,7 +420,7 @@ impl Store {
         let lo = self.offset;
         let hi = lo + self.counts.len() as i32 - 1;
         if index < lo || index > hi {
-            self.extend(lo.min(index), hi.max(index));
+            self.extend(lo.min(index), hi.max(index), max_buckets);
         }
         // After extending, an index below the kept range has been merged into its lowest bucket.
         let slot = usize::try_from(index - self.offset).unwrap_or(0);
@@ -421,8 +434,8 @@ impl Store {
         clippy::cast_possible_wrap,
         clippy::cast_sign_loss
     )]
-    fn extend(&mut self, lo: i32, hi: i32) {
-        let lo = lo.max(hi - MAX_BUCKETS as i32 + 1);
+    fn extend(&mut self, lo: i32, hi: i32, max_buckets: usize) {
+        let lo = lo.max(hi - max_buckets as i32 + 1);
         let mut counts = vec![0u64; (hi - lo + 1) as usize];
         for (i, &c) in self.counts.iter().enumerate() {
             let index = (self.offset + i as i32).max(lo);

@@ -90,6 +90,8 @@ pub enum ValueRef<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct HistogramRef<'a> {
     pub(crate) bounds: &'a [f64],
+    /// The bounds as the text formats write them, when the metric rendered them in advance.
+    pub(crate) rendered_bounds: Option<&'a [Box<str>]>,
     pub(crate) cumulative: &'a [u64],
     pub(crate) sum: f64,
 }
@@ -224,6 +226,7 @@ impl MetricValue {
                 sum,
             } => ValueRef::Histogram(HistogramRef {
                 bounds,
+                rendered_bounds: None,
                 cumulative,
                 sum: *sum,
             }),

@@ -19,6 +19,8 @@ pub(crate) struct FamilyRef<'a> {
 pub(crate) struct LabelsRef<'a> {
     pub(crate) pairs: Pairs<'a>,
     pub(crate) consts: &'a [(Box<str>, Box<str>)],
+    /// All the labels as the text formats write them, when rendered in advance.
+    pub(crate) rendered: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -63,3 +63,111 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
         Err(format!("promtool exited with {}: {report}", output.status))
     }
 }
+
+/// One sample as Python's `prometheus_client` parser read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedSample {
+    /// The sample name (`requests_total`, `latency_seconds_bucket`, ...).
+    pub name: String,
+    /// The labels, in the order the parser gave them.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Parses a Prometheus text exposition (0.0.4) with Python's `prometheus_client`, an
+/// independent reader of our output, and returns every sample it read.
+///
+/// # Panics
+///
+/// Panics (failing the test) when Python or `prometheus_client` is missing, naming the install
+/// command, or when the parser rejects the exposition, with its error.
+#[must_use]
+pub fn python_parse_text(exposition: &str) -> Vec<ParsedSample> {
+    // Label names and values travel back hex-encoded, so that no escaping question can hide
+    // a difference between what we wrote and what the parser read.
+    const SCRIPT: &str = r#"
+import sys
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    print("MISSING prometheus_client", file=sys.stderr)
+    sys.exit(3)
+text = sys.stdin.buffer.read().decode("utf-8")
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        labels = ",".join(k.encode().hex() + ":" + v.encode().hex() for k, v in s.labels.items())
+        print(s.name + "\t" + repr(float(s.value)) + "\t" + labels)
+"#;
+    let output = run_python(SCRIPT, exposition);
+    output
+        .lines()
+        .map(|line| {
+            let mut fields = line.split('\t');
+            let name = fields.next().unwrap_or_default().to_owned();
+            let value = fields
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("unparsable value in {line:?}"));
+            let labels = fields
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
+                    (unhex(k), unhex(v))
+                })
+                .collect();
+            ParsedSample {
+                name,
+                labels,
+                value,
+            }
+        })
+        .collect()
+}
+
+fn run_python(script: &str, stdin: &str) -> String {
+    use std::io::Write as _;
+    let python = require_program("python3", "apt-get install -y python3");
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .expect("python reads its input");
+    let output = child.wait_with_output().expect("python finishes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("MISSING prometheus_client"),
+        "Python's prometheus_client is not installed; install it with \
+         `pip install prometheus_client` (or run `bash .ci/test`)"
+    );
+    assert!(
+        output.status.success(),
+        "the Python reader rejected our output: {stderr}"
+    );
+    String::from_utf8(output.stdout).expect("the reader prints UTF-8")
+}
+
+fn unhex(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .filter_map(|i| hex.get(i..i + 2))
+        .filter_map(|b| u8::from_str_radix(b, 16).ok())
+        .collect();
+    String::from_utf8(bytes).expect("the reader gives UTF-8 labels")
+}
+
+/// The README's code blocks, compiled and run as doctests so that they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

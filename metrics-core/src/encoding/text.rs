@@ -17,8 +17,8 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use crate::registry::{for_each_sample, Extra, Registry};
-use crate::value::ValueRef;
+use crate::registry::Registry;
+use crate::value::{Number, ValueRef};
 use crate::visit::{FamilyRef, LabelsRef, Sink};
 
 use super::{write_escaped_label_value, write_f64, write_number};
@@ -41,6 +41,8 @@ pub fn encode_into(registry: &Registry, out: &mut String) {
         out,
         name: String::new(),
         labels: String::new(),
+        number: String::new(),
+        prefix: String::new(),
     };
     registry.visit(&mut encoder);
 }
@@ -49,8 +51,12 @@ struct TextEncoder<'a> {
     out: &'a mut String,
     /// The current family's name.
     name: String,
-    /// The current series' rendered labels, without braces, reused for each of its samples.
+    /// Labels rendered for a series that did not come rendered (custom collectors).
     labels: String,
+    /// A bound or quantile rendered for a sample that did not come rendered.
+    number: String,
+    /// The start of the current histogram's bucket lines.
+    prefix: String,
 }
 
 impl Sink for TextEncoder<'_> {
@@ -75,45 +81,108 @@ impl Sink for TextEncoder<'_> {
     }
 
     fn series(&mut self, labels: &LabelsRef<'_>, value: ValueRef<'_>) {
-        self.labels.clear();
-        let rendered = &mut self.labels;
-        labels.for_each(|name, value| {
-            if !rendered.is_empty() {
-                rendered.push(',');
+        let rendered = match labels.rendered {
+            Some(rendered) => rendered,
+            None => {
+                render_labels(labels, &mut self.labels);
+                &self.labels
             }
-            rendered.push_str(name);
-            rendered.push_str("=\"");
-            write_escaped_label_value(rendered, value);
-            rendered.push('"');
-        });
-        let (out, name, rendered) = (&mut *self.out, &self.name, &self.labels);
-        for_each_sample(value, |suffix, extra, number| {
-            out.push_str(name);
-            out.push_str(suffix);
-            let extra = match extra {
-                Extra::None => None,
-                Extra::Le(bound) => Some(("le", bound)),
-                Extra::Quantile(q) => Some(("quantile", q)),
-            };
-            if !rendered.is_empty() || extra.is_some() {
-                out.push('{');
-                out.push_str(rendered);
-                if let Some((label, v)) = extra {
-                    if !rendered.is_empty() {
-                        out.push(',');
-                    }
-                    out.push_str(label);
-                    out.push_str("=\"");
-                    write_f64(out, v);
-                    out.push('"');
+        };
+        let line = Line {
+            name: &self.name,
+            labels: rendered,
+        };
+        let out = &mut *self.out;
+        match value {
+            ValueRef::Counter(n) => line.write(out, "_total", None, n),
+            ValueRef::Gauge(n) => line.write(out, "", None, n),
+            ValueRef::Info => line.write(out, "_info", None, Number::U64(1)),
+            ValueRef::Histogram(h) => {
+                // Every bucket line starts the same: build that once per series.
+                let prefix = &mut self.prefix;
+                prefix.clear();
+                prefix.push_str(line.name);
+                prefix.push_str("_bucket{");
+                prefix.push_str(line.labels);
+                if !line.labels.is_empty() {
+                    prefix.push(',');
                 }
-                out.push('}');
+                prefix.push_str("le=\"");
+                for (i, &count) in h.cumulative_counts().iter().enumerate() {
+                    let le = match (h.bounds().get(i), h.rendered_bounds) {
+                        (None, _) => "+Inf",
+                        (Some(_), Some(rendered)) => &rendered[i],
+                        (Some(&bound), None) => {
+                            self.number.clear();
+                            write_f64(&mut self.number, bound);
+                            &self.number
+                        }
+                    };
+                    out.push_str(prefix);
+                    out.push_str(le);
+                    out.push_str("\"} ");
+                    out.push_str(itoa::Buffer::new().format(count));
+                    out.push('\n');
+                }
+                line.write(out, "_sum", None, Number::F64(h.sum()));
+                line.write(out, "_count", None, Number::U64(h.count()));
             }
-            out.push(' ');
-            write_number(out, number);
-            out.push('\n');
-        });
+            ValueRef::Summary(s) => {
+                for &(q, v) in s.quantiles() {
+                    self.number.clear();
+                    write_f64(&mut self.number, q);
+                    line.write(out, "", Some(("quantile", &self.number)), Number::F64(v));
+                }
+                line.write(out, "_sum", None, Number::F64(s.sum()));
+                line.write(out, "_count", None, Number::U64(s.count()));
+            }
+        }
     }
+}
+
+/// The parts every sample line of one series shares.
+struct Line<'a> {
+    name: &'a str,
+    labels: &'a str,
+}
+
+impl Line<'_> {
+    #[inline]
+    fn write(&self, out: &mut String, suffix: &str, extra: Option<(&str, &str)>, n: Number) {
+        out.push_str(self.name);
+        out.push_str(suffix);
+        if !self.labels.is_empty() || extra.is_some() {
+            out.push('{');
+            out.push_str(self.labels);
+            if let Some((label, value)) = extra {
+                if !self.labels.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(label);
+                out.push_str("=\"");
+                out.push_str(value);
+                out.push('"');
+            }
+            out.push('}');
+        }
+        out.push(' ');
+        write_number(out, n);
+        out.push('\n');
+    }
+}
+
+/// Renders `name="value",...` for a series that did not come rendered.
+fn render_labels(labels: &LabelsRef<'_>, out: &mut String) {
+    out.clear();
+    labels.for_each(|name, value| {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        write_escaped_label_value(out, value);
+        out.push('"');
+    });
 }
 
 /// Help text escapes `\` and newlines (quotes stay as they are).
