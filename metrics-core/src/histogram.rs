@@ -58,7 +58,7 @@ impl Buckets {
     ///
     /// [`Error::InvalidBuckets`] when `count` is zero or `width` is not positive.
     pub fn linear(start: f64, width: f64, count: usize) -> Result<Self, Error> {
-        if !(width > 0.0) {
+        if width.is_nan() || width <= 0.0 {
             return Err(Error::InvalidBuckets {
                 reason: format!("linear bucket width must be positive, not {width}"),
             });
@@ -78,7 +78,7 @@ impl Buckets {
     /// [`Error::InvalidBuckets`] when `count` is zero, `start` is not positive or `factor` is
     /// not above 1.
     pub fn exponential(start: f64, factor: f64, count: usize) -> Result<Self, Error> {
-        if !(start > 0.0) || !(factor > 1.0) {
+        if start.is_nan() || start <= 0.0 || factor.is_nan() || factor <= 1.0 {
             return Err(Error::InvalidBuckets {
                 reason: format!(
                     "exponential buckets need start > 0 and factor > 1, not {start} and {factor}"
@@ -187,9 +187,10 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
-        // The first bucket whose bound is >= v; NaN compares false everywhere and so lands in
-        // the `+Inf` bucket.
-        let index = core.bounds.partition_point(|bound| !(v <= *bound));
+        // The first bucket whose bound is >= v; NaN is above every bound, in the `+Inf` bucket.
+        let index = core
+            .bounds
+            .partition_point(|bound| v > *bound || v.is_nan());
         core.counts[index].fetch_add(1, Ordering::Relaxed);
         if !v.is_nan() {
             crate::atomic::add_f64(&core.sum_bits, v);

@@ -1,35 +1,4 @@
 //! Summaries: client-side quantiles over a sliding time window, with a guaranteed error bound.
-//!
-//! # How the quantiles are computed, and how wrong they can be
-//!
-//! Each summary series keeps a ring of `age_buckets` sketches. Each sketch covers
-//! `max_age / age_buckets` of time, so the window a scrape reads covers between
-//! `max_age · (age_buckets − 1) / age_buckets` and `max_age` of the most recent
-//! observations. When a sketch's time is up, the oldest one is cleared and reused.
-//!
-//! A sketch counts observations in logarithmic buckets: with relative accuracy `α`, bucket `i`
-//! holds the values in `(γ^(i−1), γ^i]` with `γ = (1 + α) / (1 − α)`, and reports them as
-//! `2γ^i / (γ + 1)`. A value's bucket is exact, so the bucket of the `q`-quantile is found
-//! exactly, and the reported value `x̂` is within the bound of the true quantile `x`:
-//!
-//! > `|x̂ − x| ≤ α · |x|`, where `x` is the observation of rank `⌊q · (n − 1)⌋` (counting from
-//! > zero) among the `n` observations in the window, sorted.
-//!
-//! The bound holds for any distribution, skewed or not, and does not weaken with `n`. It has
-//! two documented exceptions: values closer to zero than `1e-9` are counted as zero (they are
-//! reported as 0, an absolute error below `1e-9`), and when the magnitudes of one sign in one
-//! age bucket span a ratio above 10^18 (10^35 at the default `α = 0.01`), the smallest of them
-//! are merged and lose the bound. That cap also bounds memory: at most
-//! `max(4096, ln(10^18) / ln γ)` counters per age bucket and sign (4096 at `α = 0.01`, about
-//! 20,700 at `α = 0.001`), allocated only as far as the observed range needs.
-//!
-//! The default accuracy is 1% (`α = 0.01`), the default window 10 minutes in 5 age buckets,
-//! and the default quantiles 0.5, 0.9 and 0.99.
-//!
-//! `_sum` and `_count` cover every observation since the series was created, as in every
-//! Prometheus client. Observing takes a short, uncontended mutex (the ring has to rotate under
-//! it); prefer a [`Histogram`](crate::Histogram) on the hottest paths, where it is also the
-//! only one that can be aggregated across instances.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -102,7 +71,7 @@ impl SummaryConfig {
     }
 
     pub(crate) fn set_accuracy(&mut self, accuracy: f64) -> Result<(), Error> {
-        if !(accuracy > 0.0 && accuracy < 1.0) {
+        if accuracy.is_nan() || accuracy <= 0.0 || accuracy >= 1.0 {
             return Err(Error::InvalidSummary {
                 reason: format!("relative accuracy must be in (0, 1), not {accuracy}"),
             });
@@ -113,7 +82,40 @@ impl SummaryConfig {
 }
 
 /// A summary: quantiles of recent observations, computed in the process, plus the sum and
-/// count of all observations. See the [module docs](self) for the error bound.
+/// count of all observations.
+///
+/// # How the quantiles are computed, and how wrong they can be
+///
+/// Each summary series keeps a ring of `age_buckets` sketches. Each sketch covers
+/// `max_age / age_buckets` of time, so the window a scrape reads covers between
+/// `max_age · (age_buckets − 1) / age_buckets` and `max_age` of the most recent
+/// observations. When a sketch's time is up, the oldest one is cleared and reused.
+///
+/// A sketch counts observations in logarithmic buckets: with relative accuracy `α`, bucket `i`
+/// holds the values in `(γ^(i−1), γ^i]` with `γ = (1 + α) / (1 − α)`, and reports them as
+/// `2γ^i / (γ + 1)`. A value's bucket is exact, so the bucket of the `q`-quantile is found
+/// exactly, and the reported value `x̂` is within the bound of the true quantile `x`:
+///
+/// > `|x̂ − x| ≤ α · |x|`, where `x` is the observation of rank `⌊q · (n − 1)⌋` (counting from
+/// > zero) among the `n` observations in the window, sorted.
+///
+/// The bound holds for any distribution, skewed or not, and does not weaken with `n`. It has
+/// two documented exceptions: values closer to zero than `1e-9` are counted as zero (they are
+/// reported as 0, an absolute error below `1e-9`), and when the magnitudes of one sign in one
+/// age bucket span a ratio above 10^18 (10^35 at the default `α = 0.01`), the smallest of them
+/// are merged and lose the bound. That cap also bounds memory: at most
+/// `max(4096, ln(10^18) / ln γ)` counters per age bucket and sign (4096 at `α = 0.01`, about
+/// 20,700 at `α = 0.001`), allocated only as far as the observed range needs.
+///
+/// The default accuracy is 1% (`α = 0.01`), the default window 10 minutes in 5 age buckets,
+/// and the default quantiles 0.5, 0.9 and 0.99.
+///
+/// `_sum` and `_count` cover every observation since the series was created, as in every
+/// Prometheus client. Observing takes a short, uncontended mutex (the ring has to rotate under
+/// it); prefer a [`Histogram`](crate::Histogram) on the hottest paths, where it is also the
+/// only one that can be aggregated across instances.
+///
+/// # Example
 ///
 /// ```
 /// use std::time::Duration;
