@@ -24,7 +24,7 @@ use crate::arena::Arena;
 use crate::error::Error;
 use crate::metric::Metric;
 use crate::value::{MetricKind, Scratch};
-use crate::visit::{LabelsRef, Pairs, Sink, OVERFLOW_LABEL_VALUE};
+use crate::visit::{LabelText, LabelsRef, Pairs, Sink, OVERFLOW_LABEL_VALUE};
 
 /// How many series a labeled family holds before new label sets go to its overflow series,
 /// unless the family or its registry says otherwise. The same default as OpenTelemetry's SDKs.
@@ -493,8 +493,8 @@ impl<M: Metric, L: DenseLabelSet> DenseFamily<M, L> {
 /// has to spread label sets well: a lookup always compares the values themselves.
 pub(crate) trait Key {
     fn hash_into<H: Hasher>(&self, hasher: &mut H);
-    fn matches(&self, stored: &[Box<str>]) -> bool;
-    fn to_values(&self) -> Box<[Box<str>]>;
+    fn matches(&self, stored: &LabelText) -> bool;
+    fn visit(&self, f: &mut dyn FnMut(&str));
 }
 
 /// Values in the order of the family's label names.
@@ -509,16 +509,19 @@ impl Key for Ordered<'_> {
     }
 
     #[inline]
-    fn matches(&self, stored: &[Box<str>]) -> bool {
+    fn matches(&self, stored: &LabelText) -> bool {
         stored.len() == self.0.len()
-            && stored
+            && self
+                .0
                 .iter()
-                .zip(self.0)
-                .all(|(s, v)| bytes_eq(s.as_bytes(), v.as_bytes()))
+                .enumerate()
+                .all(|(i, v)| bytes_eq(stored.value(i).as_bytes(), v.as_bytes()))
     }
 
-    fn to_values(&self) -> Box<[Box<str>]> {
-        self.0.iter().map(|v| Box::from(*v)).collect()
+    fn visit(&self, f: &mut dyn FnMut(&str)) {
+        for value in self.0 {
+            f(value);
+        }
     }
 }
 
@@ -558,32 +561,27 @@ impl<L: LabelSet> Key for Typed<'_, L> {
             .visit_values(&mut |value| hasher.write(value.as_bytes()));
     }
 
-    fn matches(&self, stored: &[Box<str>]) -> bool {
+    fn matches(&self, stored: &LabelText) -> bool {
         let mut index = 0;
         let mut equal = true;
         self.0.visit_values(&mut |value| {
-            equal &= stored
-                .get(index)
-                .is_some_and(|s| bytes_eq(s.as_bytes(), value.as_bytes()));
+            equal &=
+                index < stored.len() && bytes_eq(stored.value(index).as_bytes(), value.as_bytes());
             index += 1;
         });
         equal && index == stored.len()
     }
 
-    fn to_values(&self) -> Box<[Box<str>]> {
-        let mut values = Vec::with_capacity(L::NAMES.len());
-        self.0
-            .visit_values(&mut |value| values.push(Box::from(value)));
-        values.into()
+    fn visit(&self, f: &mut dyn FnMut(&str)) {
+        self.0.visit_values(f);
     }
 }
 
 /// One series of a family: its label values, their rendering, and its metric.
 struct Node<M> {
     hash: u64,
-    values: Box<[Box<str>]>,
-    /// `name="value",...` with escapes, constant labels included, ready for the text formats.
-    rendered: Box<str>,
+    /// The label values, and their rendering for the text formats.
+    labels: LabelText,
     metric: M,
     /// The next series in this bucket's chain, as arena index plus one (0 ends the chain).
     next: u32,
@@ -604,8 +602,8 @@ pub(crate) struct FamilyCore<M: Metric> {
     nodes: Arena<Node<M>>,
     /// Chain heads, as arena index plus one; allocated with the first series.
     buckets: OnceLock<Box<[AtomicU32]>>,
-    /// Serialises the writers: insertion, revival, removal.
-    writer: Mutex<()>,
+    /// Serialises the writers (insertion, revival, removal); holds their scratch buffer.
+    writer: Mutex<String>,
     live: AtomicUsize,
     /// Counts removals and clears, so that [`DenseFamily`] slots know when to look again.
     removals: AtomicU64,
@@ -618,8 +616,17 @@ pub(crate) struct FamilyCore<M: Metric> {
 
 impl<M: Metric> FamilyCore<M> {
     pub(crate) fn new(desc: Descriptor, config: M::Config, cap: usize) -> Self {
-        let overflow_rendered =
-            render(&desc, desc.label_names.iter().map(|_| OVERFLOW_LABEL_VALUE));
+        let overflow_rendered = LabelText::build(
+            &desc.label_names,
+            &desc.const_labels,
+            &|f| {
+                desc.label_names
+                    .iter()
+                    .for_each(|_| f(OVERFLOW_LABEL_VALUE))
+            },
+            &mut String::new(),
+        )
+        .map_or_else(String::new, |text| text.rendered().to_owned());
         Self {
             desc,
             config,
@@ -628,7 +635,7 @@ impl<M: Metric> FamilyCore<M> {
             hasher: foldhash::fast::RandomState::default(),
             nodes: Arena::default(),
             buckets: OnceLock::new(),
-            writer: Mutex::new(()),
+            writer: Mutex::new(String::new()),
             live: AtomicUsize::new(0),
             removals: AtomicU64::new(0),
             overflow: OnceLock::new(),
@@ -659,7 +666,7 @@ impl<M: Metric> FamilyCore<M> {
         while link != 0 {
             let index = link as usize - 1;
             let node = self.nodes.get(index)?;
-            if node.hash == hash && key.matches(&node.values) {
+            if node.hash == hash && key.matches(&node.labels) {
                 return Some(node);
             }
             link = node.next;
@@ -691,7 +698,8 @@ impl<M: Metric> FamilyCore<M> {
     /// The slow path, under the writer lock: bring a removed series back, or add a new one,
     /// or say (with `None`) that the label set goes to the overflow series.
     fn resolve<K: Key>(&self, hash: u64, key: &K) -> Option<&Node<M>> {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let scratch = &mut *writer;
         let live = self.live.load(Ordering::Relaxed);
         if let Some(node) = self.find(hash, key) {
             if node.live.load(Ordering::Relaxed) {
@@ -714,11 +722,15 @@ impl<M: Metric> FamilyCore<M> {
         });
         #[allow(clippy::cast_possible_truncation)]
         let bucket = &buckets[hash as usize & (buckets.len() - 1)];
-        let values = key.to_values();
+        let labels = LabelText::build(
+            &self.desc.label_names,
+            &self.desc.const_labels,
+            &|f| key.visit(f),
+            scratch,
+        )?;
         let node = Node {
             hash,
-            rendered: render(&self.desc, values.iter().map(|v| &**v)).into(),
-            values,
+            labels,
             metric: M::create(&self.config),
             next: bucket.load(Ordering::Relaxed),
             live: AtomicBool::new(true),
@@ -767,27 +779,6 @@ impl<M: Metric> FamilyCore<M> {
     }
 }
 
-/// Renders `name="value",...` for the text formats, escaped, constant labels last.
-fn render<'a>(desc: &'a Descriptor, values: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::with_capacity(64);
-    let pairs = desc
-        .label_names
-        .iter()
-        .map(|n| &**n)
-        .zip(values)
-        .chain(desc.const_labels.iter().map(|(k, v)| (&**k, &**v)));
-    for (name, value) in pairs {
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(name);
-        out.push_str("=\"");
-        crate::encoding::write_escaped_label_value(&mut out, value);
-        out.push('"');
-    }
-    out
-}
-
 /// A family with its metric type erased, as the registry stores it.
 pub(crate) trait ErasedFamily: Send + Sync + 'static {
     fn desc(&self) -> &Descriptor;
@@ -820,10 +811,10 @@ impl<M: Metric> ErasedFamily for FamilyCore<M> {
             let labels = LabelsRef {
                 pairs: Pairs::Split {
                     names,
-                    values: &node.values,
+                    values: &node.labels,
                 },
                 consts,
-                rendered: Some(&node.rendered),
+                rendered: Some(node.labels.rendered()),
             };
             sink.series(&labels, node.metric.read(&self.config, scratch));
         }
@@ -952,6 +943,38 @@ mod tests {
         assert!(dense.family().is_empty());
         assert_eq!(dense.get(&Method::Post).get(), 0);
         assert_eq!(dense.family().len(), 1);
+    }
+
+    #[test]
+    fn many_labels_and_empty_values_are_stored_and_found_exactly() {
+        let r = Registry::new()
+            .with_const_labels(&[("env", "prod")])
+            .unwrap();
+        let names = ["a", "b", "c", "d", "e", "f"];
+        let family = r.gauge("wide", "h").labels(names).register().unwrap();
+        let values = ["", "x", "", "long value with \"quotes\"", "é", ""];
+        family.label_values(&values).unwrap().set(6);
+        family
+            .label_values(&["", "x", "", "long value with \"quotes\"", "é", "other"])
+            .unwrap()
+            .set(7);
+        let pairs: Vec<(&str, &str)> = names.iter().copied().zip(values).rev().collect();
+        assert_eq!(
+            family.labels(&pairs).unwrap().get(),
+            6,
+            "found by name, in any order"
+        );
+        let mut with_const = pairs.clone();
+        with_const.push(("env", "prod"));
+        assert_eq!(r.get_sample_value("wide", &with_const), Some(6.0));
+        assert_eq!(family.len(), 2);
+        let text = crate::encoding::text::encode(&r);
+        assert!(
+            text.contains(
+                "wide{a=\"\",b=\"x\",c=\"\",d=\"long value with \\\"quotes\\\"\",e=\"é\",f=\"\",env=\"prod\"} 6"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

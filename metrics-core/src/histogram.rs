@@ -187,10 +187,7 @@ impl Histogram {
     #[inline]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
-        // The first bucket whose bound is >= v; NaN is above every bound, in the `+Inf` bucket.
-        let index = core
-            .bounds
-            .partition_point(|bound| v > *bound || v.is_nan());
+        let index = bucket_index(&core.bounds, v);
         core.counts[index].fetch_add(1, Ordering::Relaxed);
         if !v.is_nan() {
             crate::atomic::add_f64(&core.sum_bits, v);
@@ -227,6 +224,22 @@ impl Histogram {
     #[must_use]
     pub fn sum(&self) -> f64 {
         f64::from_bits(self.core.sum_bits.load(Ordering::Relaxed))
+    }
+}
+
+/// The index of the first bucket whose bound is not below `v`: the number of bounds below it.
+/// NaN is above every bound, in the `+Inf` bucket.
+#[inline]
+fn bucket_index(bounds: &[f64], v: f64) -> usize {
+    if v.is_nan() {
+        return bounds.len();
+    }
+    if bounds.len() <= 32 {
+        // Counting compares instead of searching: no branch to mispredict on random values, and
+        // the compiler vectorises it. Faster than a binary search up to a few dozen bounds.
+        bounds.iter().map(|&bound| usize::from(v > bound)).sum()
+    } else {
+        bounds.partition_point(|&bound| v > bound)
     }
 }
 
@@ -324,6 +337,27 @@ mod tests {
         }
         // le=1: 0.5, 1.0, -inf; le=2: + 1.5, 2.0; +Inf: + 2.5, inf
         assert_eq!(cumulative(&h), vec![3, 5, 7]);
+    }
+
+    #[test]
+    fn counting_and_searching_find_the_same_bucket() {
+        let small: Vec<f64> = (0..14).map(|i| f64::from(i) * 0.5).collect();
+        let large: Vec<f64> = (0..100).map(|i| f64::from(i) * 0.5).collect();
+        for bounds in [&small, &large] {
+            for tenth in -10..600 {
+                let v = f64::from(tenth) / 10.0;
+                let expected = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
+                assert_eq!(
+                    bucket_index(bounds, v),
+                    expected,
+                    "{v} in {} bounds",
+                    bounds.len()
+                );
+            }
+            assert_eq!(bucket_index(bounds, f64::NAN), bounds.len());
+            assert_eq!(bucket_index(bounds, f64::INFINITY), bounds.len());
+            assert_eq!(bucket_index(bounds, f64::NEG_INFINITY), 0);
+        }
     }
 
     #[test]

@@ -5,6 +5,121 @@ use crate::value::{MetricKind, ValueRef};
 /// The label value every label of a family's overflow series takes.
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
 
+/// A series' label values and their rendering for the text formats, in one allocation.
+#[derive(Debug)]
+pub(crate) struct LabelText {
+    /// The raw values one after the other, then `name="value",...` with escapes.
+    text: Box<str>,
+    /// Where each raw value ends in `text`.
+    ends: Ends,
+}
+
+/// Value boundaries: inline for the usual few labels.
+#[derive(Debug)]
+enum Ends {
+    Inline { len: u8, ends: [u32; 4] },
+    Heap(Box<[u32]>),
+}
+
+impl LabelText {
+    /// Builds the text of a series: `visit` gives the values in label order (it is called
+    /// twice), `consts` are appended to the rendering. `None` if the text would pass 4 GiB.
+    pub(crate) fn build(
+        names: &[Box<str>],
+        consts: &[(Box<str>, Box<str>)],
+        visit: &dyn Fn(&mut dyn FnMut(&str)),
+        scratch: &mut String,
+    ) -> Option<Self> {
+        scratch.clear();
+        let mut inline = [0u32; 4];
+        let mut heap: Vec<u32> = Vec::new();
+        let mut count = 0usize;
+        let mut fits = true;
+        visit(&mut |value| {
+            scratch.push_str(value);
+            let end = u32::try_from(scratch.len()).unwrap_or_else(|_| {
+                fits = false;
+                0
+            });
+            match inline.get_mut(count) {
+                Some(slot) => *slot = end,
+                None => {
+                    if heap.is_empty() {
+                        heap.extend_from_slice(&inline);
+                    }
+                    heap.push(end);
+                }
+            }
+            count += 1;
+        });
+        let mut first = true;
+        let mut index = 0;
+        visit(&mut |value| {
+            if let Some(name) = names.get(index) {
+                push_pair(scratch, &mut first, name, value);
+            }
+            index += 1;
+        });
+        for (name, value) in consts {
+            push_pair(scratch, &mut first, name, value);
+        }
+        if !fits || u32::try_from(scratch.len()).is_err() {
+            return None;
+        }
+        let ends = match u8::try_from(count) {
+            Ok(len) if count <= inline.len() => Ends::Inline { len, ends: inline },
+            _ => Ends::Heap(heap.into()),
+        };
+        Some(Self {
+            text: Box::from(scratch.as_str()),
+            ends,
+        })
+    }
+
+    fn ends(&self) -> &[u32] {
+        match &self.ends {
+            Ends::Inline { len, ends } => &ends[..usize::from(*len)],
+            Ends::Heap(ends) => ends,
+        }
+    }
+
+    /// The number of values.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.ends().len()
+    }
+
+    /// Value `i`, in label order.
+    #[inline]
+    pub(crate) fn value(&self, i: usize) -> &str {
+        let ends = self.ends();
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        self.text.get(start..ends[i] as usize).unwrap_or_default()
+    }
+
+    /// The values, in label order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.value(i))
+    }
+
+    /// `name="value",...` with escapes, constant labels included.
+    pub(crate) fn rendered(&self) -> &str {
+        let start = self.ends().last().map_or(0, |&end| end as usize);
+        self.text.get(start..).unwrap_or_default()
+    }
+}
+
+fn push_pair(out: &mut String, first: &mut bool, name: &str, value: &str) {
+    if !*first {
+        out.push(',');
+    }
+    *first = false;
+    out.push_str(name);
+    out.push_str("=\"");
+    crate::encoding::write_escaped_label_value(out, value);
+    out.push('"');
+}
+
 /// A family header as the walk reports it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FamilyRef<'a> {
@@ -28,7 +143,7 @@ pub(crate) enum Pairs<'a> {
     /// A registered family's series: names from the family, values from the series.
     Split {
         names: &'a [Box<str>],
-        values: &'a [Box<str>],
+        values: &'a LabelText,
     },
     /// A family's overflow series: every label is [`OVERFLOW_LABEL_VALUE`].
     Overflow { names: &'a [Box<str>] },
@@ -41,7 +156,7 @@ impl LabelsRef<'_> {
     pub(crate) fn for_each(&self, mut f: impl FnMut(&str, &str)) {
         match self.pairs {
             Pairs::Split { names, values } => {
-                for (name, value) in names.iter().zip(values.iter()) {
+                for (name, value) in names.iter().zip(values.values()) {
                     f(name, value);
                 }
             }
