@@ -282,6 +282,7 @@ impl<M: Metric> Family<M> {
         self.core.overflowed.load(Ordering::Relaxed)
     }
 
+    #[inline]
     fn check_len(&self, given: usize) -> Result<(), Error> {
         let names = &self.core.desc.label_names;
         if given == names.len() {
@@ -510,12 +511,19 @@ impl Key for Ordered<'_> {
 
     #[inline]
     fn matches(&self, stored: &LabelText) -> bool {
-        stored.len() == self.0.len()
-            && self
-                .0
-                .iter()
-                .enumerate()
-                .all(|(i, v)| bytes_eq(stored.value(i).as_bytes(), v.as_bytes()))
+        let (bytes, ends) = stored.raw();
+        if ends.len() != self.0.len() {
+            return false;
+        }
+        let mut start = 0;
+        for (&end, value) in ends.iter().zip(self.0) {
+            let end = end as usize;
+            match bytes.get(start..end) {
+                Some(stored) if bytes_eq(stored, value.as_bytes()) => start = end,
+                _ => return false,
+            }
+        }
+        true
     }
 
     fn visit(&self, f: &mut dyn FnMut(&str)) {
@@ -562,14 +570,14 @@ impl<L: LabelSet> Key for Typed<'_, L> {
     }
 
     fn matches(&self, stored: &LabelText) -> bool {
-        let mut index = 0;
+        let mut stored_values = stored.value_bytes();
         let mut equal = true;
         self.0.visit_values(&mut |value| {
-            equal &=
-                index < stored.len() && bytes_eq(stored.value(index).as_bytes(), value.as_bytes());
-            index += 1;
+            equal &= stored_values
+                .next()
+                .is_some_and(|s| bytes_eq(s, value.as_bytes()));
         });
-        equal && index == stored.len()
+        equal && stored_values.next().is_none()
     }
 
     fn visit(&self, f: &mut dyn FnMut(&str)) {
@@ -697,6 +705,8 @@ impl<M: Metric> FamilyCore<M> {
 
     /// The slow path, under the writer lock: bring a removed series back, or add a new one,
     /// or say (with `None`) that the label set goes to the overflow series.
+    #[cold]
+    #[inline(never)]
     fn resolve<K: Key>(&self, hash: u64, key: &K) -> Option<&Node<M>> {
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let scratch = &mut *writer;
@@ -742,6 +752,8 @@ impl<M: Metric> FamilyCore<M> {
         self.nodes.get(index)
     }
 
+    #[cold]
+    #[inline(never)]
     fn overflow(&self) -> &M {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
         let metric = self.overflow.get_or_init(|| M::create(&self.config));

@@ -12,7 +12,12 @@ pub(crate) struct LabelText {
     text: Box<str>,
     /// Where each raw value ends in `text`.
     ends: Ends,
+    /// Where the rendering starts in `text`: the end of the last value.
+    rendered_start: u32,
 }
+
+/// Calls the function it is given with each label value, in label order.
+pub(crate) type VisitValues<'a> = dyn Fn(&mut dyn FnMut(&str)) + 'a;
 
 /// Value boundaries: inline for the usual few labels.
 #[derive(Debug)]
@@ -27,7 +32,7 @@ impl LabelText {
     pub(crate) fn build(
         names: &[Box<str>],
         consts: &[(Box<str>, Box<str>)],
-        visit: &dyn Fn(&mut dyn FnMut(&str)),
+        visit: &VisitValues<'_>,
         scratch: &mut String,
     ) -> Option<Self> {
         scratch.clear();
@@ -63,6 +68,10 @@ impl LabelText {
         for (name, value) in consts {
             push_pair(scratch, &mut first, name, value);
         }
+        let rendered_start = match count.checked_sub(1) {
+            Some(last) => inline.get(last).or(heap.get(last)).copied().unwrap_or(0),
+            None => 0,
+        };
         if !fits || u32::try_from(scratch.len()).is_err() {
             return None;
         }
@@ -73,9 +82,11 @@ impl LabelText {
         Some(Self {
             text: Box::from(scratch.as_str()),
             ends,
+            rendered_start,
         })
     }
 
+    #[inline]
     fn ends(&self) -> &[u32] {
         match &self.ends {
             Ends::Inline { len, ends } => &ends[..usize::from(*len)],
@@ -83,29 +94,41 @@ impl LabelText {
         }
     }
 
-    /// The number of values.
+    /// The text's bytes and where each value ends in them.
     #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.ends().len()
+    pub(crate) fn raw(&self) -> (&[u8], &[u32]) {
+        (self.text.as_bytes(), self.ends())
     }
 
-    /// Value `i`, in label order.
+    /// The values' bytes, in label order: what lookups compare, without the char-boundary
+    /// checks of slicing a `str`.
     #[inline]
-    pub(crate) fn value(&self, i: usize) -> &str {
-        let ends = self.ends();
-        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-        self.text.get(start..ends[i] as usize).unwrap_or_default()
+    pub(crate) fn value_bytes(&self) -> impl Iterator<Item = &[u8]> {
+        let bytes = self.text.as_bytes();
+        let mut start = 0;
+        self.ends().iter().map(move |&end| {
+            let value = bytes.get(start..end as usize).unwrap_or_default();
+            start = end as usize;
+            value
+        })
     }
 
     /// The values, in label order.
     pub(crate) fn values(&self) -> impl Iterator<Item = &str> {
-        (0..self.len()).map(|i| self.value(i))
+        let mut start = 0;
+        self.ends().iter().map(move |&end| {
+            let value = self.text.get(start..end as usize).unwrap_or_default();
+            start = end as usize;
+            value
+        })
     }
 
     /// `name="value",...` with escapes, constant labels included.
+    #[inline]
     pub(crate) fn rendered(&self) -> &str {
-        let start = self.ends().last().map_or(0, |&end| end as usize);
-        self.text.get(start..).unwrap_or_default()
+        self.text
+            .get(self.rendered_start as usize..)
+            .unwrap_or_default()
     }
 }
 
