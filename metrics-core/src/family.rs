@@ -407,10 +407,9 @@ impl<M: Metric, L: LabelSet> TypedFamily<M, L> {
 
 /// A family keyed by a [`DenseLabelSet`]: a lookup is an index into a flat array.
 pub struct DenseFamily<M: Metric, L> {
-    family: Family<M>,
+    typed: TypedFamily<M, L>,
     /// For each dense index, its series once looked up.
     slots: Arc<[DenseSlot<M>]>,
-    labels: PhantomData<fn(&L)>,
 }
 
 /// A cached series: valid while the family's removal generation is the one it was cached in.
@@ -422,37 +421,37 @@ struct DenseSlot<M> {
 impl<M: Metric, L> Clone for DenseFamily<M, L> {
     fn clone(&self) -> Self {
         Self {
-            family: self.family.clone(),
+            typed: self.typed.clone(),
             slots: Arc::clone(&self.slots),
-            labels: PhantomData,
         }
     }
 }
 
 impl<M: Metric, L> fmt::Debug for DenseFamily<M, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DenseFamily").field(&self.family).finish()
+        f.debug_tuple("DenseFamily")
+            .field(&self.typed.family)
+            .finish()
     }
 }
 
 impl<M: Metric, L: DenseLabelSet> DenseFamily<M, L> {
-    pub(crate) fn new(family: Family<M>) -> Self {
+    pub(crate) fn new(typed: TypedFamily<M, L>) -> Self {
         Self {
-            family,
+            typed,
             slots: (0..L::CARDINALITY)
                 .map(|_| DenseSlot {
                     metric: OnceLock::new(),
                     generation: AtomicU64::new(0),
                 })
                 .collect(),
-            labels: PhantomData,
         }
     }
 
     /// The series for this label set; created on first use.
     #[inline]
     pub fn get(&self, labels: &L) -> &M {
-        let core = &*self.family.core;
+        let core = &*self.typed.family.core;
         let Some(slot) = self.slots.get(labels.dense_index()) else {
             return core.lookup(&Typed(labels));
         };
@@ -478,13 +477,13 @@ impl<M: Metric, L: DenseLabelSet> DenseFamily<M, L> {
 
     /// Removes the series for this label set, as [`Family::remove`] does.
     pub fn remove(&self, labels: &L) -> bool {
-        self.family.core.remove(&Typed(labels))
+        self.typed.remove(labels)
     }
 
     /// The untyped family underneath, for lookups by name and for clearing.
     #[must_use]
     pub fn family(&self) -> &Family<M> {
-        &self.family
+        self.typed.family()
     }
 }
 

@@ -973,7 +973,7 @@ impl<M: Metric, L: LabelSet> TypedFamilyBuilder<'_, M, L> {
     where
         L: DenseLabelSet,
     {
-        self.inner.register().map(DenseFamily::new)
+        self.register().map(DenseFamily::new)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Cross-crate and end-to-end tests of vitals live in `tests/`; this library holds what they
 //! share: finding the real components (promtool, Prometheus, Pushgateway) and starting them.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 /// Finds an executable of a real component on `PATH`, or fails the calling test with a message
 /// that names the command installing it. A test never passes because a component is missing.
@@ -33,25 +33,11 @@ pub fn require_program(program: &str, install: &str) -> PathBuf {
 ///
 /// Panics (failing the test) when promtool is not installed or cannot be started.
 pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
-    use std::io::Write as _;
     let promtool = require_program(
         "promtool",
         "apt-get update && apt-get install -y prometheus",
     );
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(exposition.as_bytes())
-        .expect("promtool reads the exposition");
-    let output = child.wait_with_output().expect("promtool finishes");
+    let output = run_with_stdin(&promtool, &["check", "metrics"], exposition);
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -62,6 +48,32 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
     } else {
         Err(format!("promtool exited with {}: {report}", output.status))
     }
+}
+
+/// Runs `program` with `args`, writes `stdin` to it and waits for its output.
+///
+/// # Panics
+///
+/// Panics (failing the test) when the program cannot be started or read.
+#[must_use]
+pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(stdin.as_bytes())
+        .unwrap_or_else(|e| panic!("{} does not read its input: {e}", program.display()));
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{} does not finish: {e}", program.display()))
 }
 
 /// One sample as Python's `prometheus_client` parser read it.
@@ -129,22 +141,8 @@ for family in text_string_to_metric_families(text):
 }
 
 fn run_python(script: &str, stdin: &str) -> String {
-    use std::io::Write as _;
     let python = require_program("python3", "apt-get install -y python3");
-    let mut child = Command::new(python)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
-        .expect("python reads its input");
-    let output = child.wait_with_output().expect("python finishes");
+    let output = run_with_stdin(&python, &["-c", script], stdin);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("MISSING prometheus_client"),
