@@ -143,6 +143,9 @@ impl MetricFamily {
         crate::validate::metric_name(name).map_err(|e| e.to_string())?;
         if let Some(unit) = &self.unit {
             crate::validate::name_part(unit).map_err(|e| e.to_string())?;
+            if self.kind == MetricKind::Info {
+                return Err(format!("info family {name:?} cannot have a unit"));
+            }
             if !name.ends_with(&format!("_{unit}")) {
                 return Err(format!(
                     "name {name:?} does not end with its unit `_{unit}`"

@@ -4,8 +4,49 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::exemplar::{now_seconds, Exemplar, ExemplarSlot};
 use crate::metric::{sealed::Sealed, CachePadded, Metric};
-use crate::value::{MetricKind, Number, Scratch, ValueRef};
+use crate::value::{CounterRef, MetricKind, Number, Scratch, ValueRef};
+
+/// What every counter series holds besides its value, in the same padded cache block.
+#[derive(Debug)]
+struct CounterCore {
+    /// The total: a `u64`, or an `f64` as bits for [`FloatCounter`].
+    value: AtomicU64,
+    /// When the series was created, as `f64` bits of seconds since the Unix epoch.
+    created: AtomicU64,
+    exemplar: ExemplarSlot,
+}
+
+impl CounterCore {
+    fn new(initial: u64) -> Arc<CachePadded<Self>> {
+        Arc::new(CachePadded(Self {
+            value: AtomicU64::new(initial),
+            created: AtomicU64::new(now_seconds().to_bits()),
+            exemplar: ExemplarSlot::default(),
+        }))
+    }
+
+    fn reset(&self, initial: u64) {
+        self.value.store(initial, Ordering::Relaxed);
+        self.created
+            .store(now_seconds().to_bits(), Ordering::Relaxed);
+        self.exemplar.clear();
+    }
+
+    fn read<'a>(&'a self, value: Number, scratch: &'a mut Scratch) -> ValueRef<'a> {
+        scratch.exemplar = if scratch.want_exemplars {
+            self.exemplar.get()
+        } else {
+            None
+        };
+        ValueRef::Counter(CounterRef {
+            value,
+            created: Some(f64::from_bits(self.created.load(Ordering::Relaxed))),
+            exemplar: scratch.exemplar.as_deref(),
+        })
+    }
+}
 
 /// An integer counter: one relaxed atomic add per increment, on its own cache line.
 ///
@@ -22,26 +63,41 @@ use crate::value::{MetricKind, Number, Scratch, ValueRef};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Counter {
-    value: Arc<CachePadded<AtomicU64>>,
+    core: Arc<CachePadded<CounterCore>>,
 }
 
 impl Counter {
     /// Adds one.
     #[inline]
     pub fn inc(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
+        self.core.value.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds `n`.
     #[inline]
     pub fn inc_by(&self, n: u64) {
-        self.value.fetch_add(n, Ordering::Relaxed);
+        self.core.value.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds `n` and keeps an exemplar with these labels (such as `trace_id`) as the series'
+    /// latest, shown in the OpenMetrics format.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidExemplar`] or [`Error::InvalidLabelName`] when the exemplar's labels are
+    /// invalid or longer than 128 characters; `n` is added all the same.
+    pub fn inc_by_with_exemplar(&self, n: u64, exemplar: &[(&str, &str)]) -> Result<(), Error> {
+        self.inc_by(n);
+        #[allow(clippy::cast_precision_loss)]
+        let exemplar = Exemplar::new(exemplar, n as f64)?;
+        self.core.exemplar.set(exemplar);
+        Ok(())
     }
 
     /// The current total.
     #[must_use]
     pub fn get(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
+        self.core.value.load(Ordering::Relaxed)
     }
 }
 
@@ -53,16 +109,16 @@ impl Sealed for Counter {
 
     fn create((): &()) -> Self {
         Self {
-            value: Arc::default(),
+            core: CounterCore::new(0),
         }
     }
 
     fn reset(&self, (): &()) {
-        self.value.store(0, Ordering::Relaxed);
+        self.core.reset(0);
     }
 
-    fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
-        ValueRef::Counter(Number::U64(self.get()))
+    fn read<'a>(&'a self, (): &'a (), scratch: &'a mut Scratch) -> ValueRef<'a> {
+        self.core.read(Number::U64(self.get()), scratch)
     }
 }
 
@@ -81,7 +137,7 @@ impl Sealed for Counter {
 /// ```
 #[derive(Debug, Clone)]
 pub struct FloatCounter {
-    bits: Arc<CachePadded<AtomicU64>>,
+    core: Arc<CachePadded<CounterCore>>,
 }
 
 impl FloatCounter {
@@ -97,19 +153,31 @@ impl FloatCounter {
                 reason: "a counter increment must be finite and not negative",
             });
         }
-        crate::atomic::add_f64(&self.bits, v);
+        crate::atomic::add_f64(&self.core.value, v);
+        Ok(())
+    }
+
+    /// Adds `v` and keeps an exemplar with these labels as the series' latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidValue`] when `v` is refused (nothing is added), or an exemplar error
+    /// as for [`Counter::inc_by_with_exemplar`] (`v` is added all the same).
+    pub fn inc_by_with_exemplar(&self, v: f64, exemplar: &[(&str, &str)]) -> Result<(), Error> {
+        self.inc_by(v)?;
+        self.core.exemplar.set(Exemplar::new(exemplar, v)?);
         Ok(())
     }
 
     /// Adds one.
     pub fn inc(&self) {
-        crate::atomic::add_f64(&self.bits, 1.0);
+        crate::atomic::add_f64(&self.core.value, 1.0);
     }
 
     /// The current total.
     #[must_use]
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
+        f64::from_bits(self.core.value.load(Ordering::Relaxed))
     }
 }
 
@@ -121,16 +189,16 @@ impl Sealed for FloatCounter {
 
     fn create((): &()) -> Self {
         Self {
-            bits: Arc::new(CachePadded(AtomicU64::new(0f64.to_bits()))),
+            core: CounterCore::new(0f64.to_bits()),
         }
     }
 
     fn reset(&self, (): &()) {
-        self.bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.core.reset(0f64.to_bits());
     }
 
-    fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
-        ValueRef::Counter(Number::F64(self.get()))
+    fn read<'a>(&'a self, (): &'a (), scratch: &'a mut Scratch) -> ValueRef<'a> {
+        self.core.read(Number::F64(self.get()), scratch)
     }
 }
 
@@ -147,6 +215,34 @@ mod tests {
             assert!(matches!(err, Error::InvalidValue { .. }), "{err}");
         }
         assert_eq!(c.get(), 1.5, "refused increments leave the total unchanged");
+    }
+
+    #[test]
+    fn an_invalid_exemplar_is_refused_but_the_increment_counts() {
+        let c = Counter::create(&());
+        let long = "x".repeat(200);
+        let err = c
+            .inc_by_with_exemplar(2, &[("trace_id", &long)])
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidExemplar { .. }), "{err}");
+        assert_eq!(c.get(), 2);
+        c.inc_by_with_exemplar(3, &[("trace_id", "abc")]).unwrap();
+        let mut scratch = Scratch {
+            want_exemplars: true,
+            ..Scratch::default()
+        };
+        let ValueRef::Counter(read) = c.read(&(), &mut scratch) else {
+            unreachable!()
+        };
+        let exemplar = read.exemplar().unwrap();
+        assert_eq!(exemplar.value(), 3.0);
+        assert_eq!(
+            exemplar.labels(),
+            [("trace_id".to_owned(), "abc".to_owned())]
+        );
+        let f = FloatCounter::create(&());
+        assert!(f.inc_by_with_exemplar(-1.0, &[("a", "b")]).is_err());
+        assert_eq!(f.get(), 0.0, "a refused value adds nothing");
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An exemplar's labels are invalid or longer than OpenMetrics allows. The observation it
+    /// came with was still recorded.
+    InvalidExemplar {
+        /// What is wrong.
+        reason: String,
+    },
     /// The labels given in a lookup do not match the family's label names.
     LabelMismatch {
         /// The family's metric name.
@@ -97,6 +103,12 @@ impl fmt::Display for Error {
             Self::InvalidBuckets { reason } => write!(f, "invalid histogram buckets: {reason}"),
             Self::InvalidSummary { reason } => write!(f, "invalid summary options: {reason}"),
             Self::InvalidValue { value, reason } => write!(f, "value {value} refused: {reason}"),
+            Self::InvalidExemplar { reason } => {
+                write!(
+                    f,
+                    "exemplar refused (the observation was recorded): {reason}"
+                )
+            }
             Self::LabelMismatch { metric, reason } => {
                 write!(f, "labels do not match metric {metric:?}: {reason}")
             }

@@ -1,10 +1,11 @@
 //! Histograms: observations counted into buckets.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::exemplar::{now_seconds, Exemplar, ExemplarSlot};
 use crate::metric::{sealed::Sealed, Metric};
 use crate::value::{HistogramRef, MetricKind, Scratch, ValueRef};
 
@@ -180,6 +181,10 @@ struct HistogramCore {
     /// One count per bound, then the `+Inf` bucket; not cumulative.
     counts: Box<[AtomicU64]>,
     sum_bits: AtomicU64,
+    /// When the series was created, as `f64` bits of seconds since the Unix epoch.
+    created: AtomicU64,
+    /// The latest exemplar of each bucket, allocated with the first exemplar.
+    exemplars: OnceLock<Box<[ExemplarSlot]>>,
 }
 
 impl Histogram {
@@ -192,6 +197,26 @@ impl Histogram {
         if !v.is_nan() {
             crate::atomic::add_f64(&core.sum_bits, v);
         }
+    }
+
+    /// Records one observation and keeps an exemplar with these labels (such as `trace_id`)
+    /// as the latest of the bucket it fell in, shown in the OpenMetrics format.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidExemplar`] or [`Error::InvalidLabelName`] when the exemplar's labels are
+    /// invalid or longer than 128 characters; the observation is recorded all the same.
+    pub fn observe_with_exemplar(&self, v: f64, exemplar: &[(&str, &str)]) -> Result<(), Error> {
+        self.observe(v);
+        let exemplar = Exemplar::new(exemplar, v)?;
+        let core = &*self.core;
+        let slots = core.exemplars.get_or_init(|| {
+            (0..core.counts.len())
+                .map(|_| ExemplarSlot::default())
+                .collect()
+        });
+        slots[bucket_index(&core.bounds, v)].set(exemplar);
+        Ok(())
     }
 
     /// Records a duration in seconds.
@@ -289,6 +314,8 @@ impl Sealed for Histogram {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 sum_bits: AtomicU64::new(0f64.to_bits()),
+                created: AtomicU64::new(now_seconds().to_bits()),
+                exemplars: OnceLock::new(),
             }),
         }
     }
@@ -298,6 +325,12 @@ impl Sealed for Histogram {
             count.store(0, Ordering::Relaxed);
         }
         self.core.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.core
+            .created
+            .store(now_seconds().to_bits(), Ordering::Relaxed);
+        if let Some(slots) = self.core.exemplars.get() {
+            slots.iter().for_each(ExemplarSlot::clear);
+        }
     }
 
     fn read<'a>(&'a self, buckets: &'a Buckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
@@ -308,11 +341,19 @@ impl Sealed for Histogram {
             cumulative += count.load(Ordering::Relaxed);
             scratch.counts.push(cumulative);
         }
+        scratch.exemplars.clear();
+        if let (true, Some(slots)) = (scratch.want_exemplars, core.exemplars.get()) {
+            scratch
+                .exemplars
+                .extend(slots.iter().map(ExemplarSlot::get));
+        }
         ValueRef::Histogram(HistogramRef {
             bounds: &core.bounds,
             rendered_bounds: Some(&buckets.rendered),
             cumulative: &scratch.counts,
             sum: f64::from_bits(core.sum_bits.load(Ordering::Relaxed)),
+            created: Some(f64::from_bits(core.created.load(Ordering::Relaxed))),
+            exemplars: &scratch.exemplars,
         })
     }
 }

@@ -25,6 +25,10 @@ pub(crate) mod sealed {
     pub struct Scratch {
         pub(crate) counts: Vec<u64>,
         pub(crate) quantiles: Vec<(f64, f64)>,
+        /// Whether the encoder shows exemplars; reading them takes a lock, so only if asked.
+        pub(crate) want_exemplars: bool,
+        pub(crate) exemplar: Option<std::sync::Arc<crate::exemplar::Exemplar>>,
+        pub(crate) exemplars: Vec<Option<std::sync::Arc<crate::exemplar::Exemplar>>>,
     }
 
     #[allow(unreachable_pub)] // reachable only as the sealed supertrait of `Metric`

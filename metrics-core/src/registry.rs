@@ -411,7 +411,21 @@ impl Registry {
     /// Walks every family and series: registered metrics, then collectors, then vitals' own
     /// counters of overflows and collector failures.
     pub(crate) fn visit(&self, sink: &mut dyn Sink) {
-        let mut scratch = Scratch::default();
+        self.visit_inner(sink, Scratch::default());
+    }
+
+    /// As [`visit`](Self::visit), with each series' latest exemplars.
+    pub(crate) fn visit_with_exemplars(&self, sink: &mut dyn Sink) {
+        self.visit_inner(
+            sink,
+            Scratch {
+                want_exemplars: true,
+                ..Scratch::default()
+            },
+        );
+    }
+
+    fn visit_inner(&self, sink: &mut dyn Sink, mut scratch: Scratch) {
         let mut overflowed: Vec<(Box<str>, u64)> = Vec::new();
         {
             let metrics = self.store.read();
@@ -420,6 +434,7 @@ impl Registry {
                 sink.family(&FamilyRef {
                     name: &desc.name,
                     help: &desc.help,
+                    unit: desc.unit.as_deref(),
                     kind: desc.kind,
                 });
                 for member in &group.members {
@@ -619,6 +634,7 @@ fn visit_collected(
     sink.family(&FamilyRef {
         name,
         help: &family.help,
+        unit: family.unit.as_deref(),
         kind: family.kind,
     });
     for (labels, value) in &family.samples {
@@ -671,7 +687,12 @@ pub(crate) enum Extra {
 /// Expands one series into the samples of the Prometheus text format.
 pub(crate) fn for_each_sample(value: ValueRef<'_>, mut f: impl FnMut(&'static str, Extra, Number)) {
     match value {
-        ValueRef::Counter(n) => f("_total", Extra::None, n),
+        ValueRef::Counter(c) => {
+            f("_total", Extra::None, c.value);
+            if let Some(created) = c.created {
+                f("_created", Extra::None, Number::F64(created));
+            }
+        }
         ValueRef::Gauge(n) => f("", Extra::None, n),
         ValueRef::Info => f("_info", Extra::None, Number::U64(1)),
         ValueRef::Histogram(h) => {
@@ -681,6 +702,9 @@ pub(crate) fn for_each_sample(value: ValueRef<'_>, mut f: impl FnMut(&'static st
             }
             f("_sum", Extra::None, Number::F64(h.sum));
             f("_count", Extra::None, Number::U64(h.count()));
+            if let Some(created) = h.created {
+                f("_created", Extra::None, Number::F64(created));
+            }
         }
         ValueRef::Summary(s) => {
             for &(q, v) in s.quantiles {
@@ -688,6 +712,9 @@ pub(crate) fn for_each_sample(value: ValueRef<'_>, mut f: impl FnMut(&'static st
             }
             f("_sum", Extra::None, Number::F64(s.sum));
             f("_count", Extra::None, Number::U64(s.count));
+            if let Some(created) = s.created {
+                f("_created", Extra::None, Number::F64(created));
+            }
         }
     }
 }

@@ -217,6 +217,7 @@ impl Sealed for Summary {
             quantiles: &scratch.quantiles,
             sum: window.sum,
             count: window.count,
+            created: Some(window.created),
         })
     }
 }
@@ -230,6 +231,8 @@ struct Window {
     slice: Duration,
     count: u64,
     sum: f64,
+    /// When the series was created, in seconds since the Unix epoch.
+    created: f64,
 }
 
 impl Window {
@@ -242,6 +245,7 @@ impl Window {
             slice: (config.max_age / config.age_buckets).max(Duration::from_nanos(1)),
             count: 0,
             sum: 0.0,
+            created: crate::exemplar::now_seconds(),
         }
     }
 

@@ -1,5 +1,9 @@
 //! What a series holds at scrape time, in a form every encoder and custom collector shares.
 
+use std::sync::Arc;
+
+use crate::exemplar::Exemplar;
+
 /// The type of a metric family, as the exposition formats name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -19,6 +23,19 @@ pub enum MetricKind {
 }
 
 impl MetricKind {
+    /// The type's name in the OpenMetrics `# TYPE` line.
+    #[must_use]
+    pub fn openmetrics_name(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+            Self::Info => "info",
+            Self::Unknown => "unknown",
+        }
+    }
+
     /// The type's name in the Prometheus text format's `# TYPE` line.
     #[must_use]
     pub fn prometheus_name(self) -> &'static str {
@@ -72,7 +89,7 @@ impl Number {
 #[non_exhaustive]
 pub enum ValueRef<'a> {
     /// A counter's total.
-    Counter(Number),
+    Counter(CounterRef<'a>),
     /// A gauge's current value.
     Gauge(Number),
     /// A histogram's buckets, sum and count.
@@ -81,6 +98,35 @@ pub enum ValueRef<'a> {
     Summary(SummaryRef<'a>),
     /// An info series (its value is always 1).
     Info,
+}
+
+/// A counter at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub struct CounterRef<'a> {
+    pub(crate) value: Number,
+    pub(crate) created: Option<f64>,
+    pub(crate) exemplar: Option<&'a Exemplar>,
+}
+
+impl<'a> CounterRef<'a> {
+    /// The total.
+    #[must_use]
+    pub fn value(&self) -> Number {
+        self.value
+    }
+
+    /// When the series was created (or last brought back from zero), in seconds since the
+    /// Unix epoch.
+    #[must_use]
+    pub fn created(&self) -> Option<f64> {
+        self.created
+    }
+
+    /// The latest exemplar, when the encoder asked for exemplars and one was recorded.
+    #[must_use]
+    pub fn exemplar(&self) -> Option<&'a Exemplar> {
+        self.exemplar
+    }
 }
 
 /// A histogram at scrape time.
@@ -94,6 +140,10 @@ pub struct HistogramRef<'a> {
     pub(crate) rendered_bounds: Option<&'a [Box<str>]>,
     pub(crate) cumulative: &'a [u64],
     pub(crate) sum: f64,
+    pub(crate) created: Option<f64>,
+    /// The latest exemplar of each bucket, `+Inf` included; empty when there are none or the
+    /// encoder did not ask for them.
+    pub(crate) exemplars: &'a [Option<Arc<Exemplar>>],
 }
 
 impl<'a> HistogramRef<'a> {
@@ -120,6 +170,18 @@ impl<'a> HistogramRef<'a> {
     pub fn sum(&self) -> f64 {
         self.sum
     }
+
+    /// When the series was created, in seconds since the Unix epoch.
+    #[must_use]
+    pub fn created(&self) -> Option<f64> {
+        self.created
+    }
+
+    /// The latest exemplar of bucket `i` (`+Inf` is the last), if any.
+    #[must_use]
+    pub fn exemplar(&self, i: usize) -> Option<&'a Exemplar> {
+        self.exemplars.get(i).and_then(|e| e.as_deref())
+    }
 }
 
 /// A summary at scrape time.
@@ -128,6 +190,7 @@ pub struct SummaryRef<'a> {
     pub(crate) quantiles: &'a [(f64, f64)],
     pub(crate) sum: f64,
     pub(crate) count: u64,
+    pub(crate) created: Option<f64>,
 }
 
 impl<'a> SummaryRef<'a> {
@@ -147,6 +210,12 @@ impl<'a> SummaryRef<'a> {
     #[must_use]
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// When the series was created, in seconds since the Unix epoch.
+    #[must_use]
+    pub fn created(&self) -> Option<f64> {
+        self.created
     }
 }
 
@@ -218,7 +287,11 @@ impl MetricValue {
     #[must_use]
     pub fn as_ref(&self) -> ValueRef<'_> {
         match &self.0 {
-            OwnedValue::Counter(n) => ValueRef::Counter(*n),
+            OwnedValue::Counter(n) => ValueRef::Counter(CounterRef {
+                value: *n,
+                created: None,
+                exemplar: None,
+            }),
             OwnedValue::Gauge(n) => ValueRef::Gauge(*n),
             OwnedValue::Histogram {
                 bounds,
@@ -229,6 +302,8 @@ impl MetricValue {
                 rendered_bounds: None,
                 cumulative,
                 sum: *sum,
+                created: None,
+                exemplars: &[],
             }),
             OwnedValue::Summary {
                 quantiles,
@@ -238,6 +313,7 @@ impl MetricValue {
                 quantiles,
                 sum: *sum,
                 count: *count,
+                created: None,
             }),
             OwnedValue::Info => ValueRef::Info,
         }

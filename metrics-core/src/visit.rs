@@ -149,6 +149,7 @@ pub(crate) struct FamilyRef<'a> {
     /// The family name: without the `_total` or `_info` suffix of counters and infos.
     pub(crate) name: &'a str,
     pub(crate) help: &'a str,
+    pub(crate) unit: Option<&'a str>,
     pub(crate) kind: MetricKind,
 }
 

@@ -76,7 +76,7 @@ pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &str) -> Output {
         .unwrap_or_else(|e| panic!("{} does not finish: {e}", program.display()))
 }
 
-/// One sample as Python's `prometheus_client` parser read it.
+/// One sample as an independent Python reader read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedSample {
     /// The sample name (`requests_total`, `latency_seconds_bucket`, ...).
@@ -85,7 +85,23 @@ pub struct ParsedSample {
     pub labels: Vec<(String, String)>,
     /// The value.
     pub value: f64,
+    /// The exemplar's labels and value, when the sample has one (OpenMetrics only).
+    pub exemplar: Option<(Vec<(String, String)>, f64)>,
 }
+
+/// Prints each sample of the families `families` as `name TAB value TAB labels TAB exemplar`,
+/// with label names and values hex-encoded, so that no escaping question can hide a
+/// difference between what we wrote and what the parser read.
+const PRINT_SAMPLES: &str = r#"
+def hexlabels(labels):
+    return ",".join(k.encode().hex() + ":" + v.encode().hex() for k, v in labels.items())
+
+def emit(name, value, labels, exemplar=None):
+    ex = ""
+    if exemplar is not None:
+        ex = hexlabels(exemplar.labels) + "=" + repr(float(exemplar.value))
+    print(name + "\t" + repr(float(value)) + "\t" + hexlabels(labels) + "\t" + ex)
+"#;
 
 /// Parses a Prometheus text exposition (0.0.4) with Python's `prometheus_client`, an
 /// independent reader of our output, and returns every sample it read.
@@ -96,46 +112,106 @@ pub struct ParsedSample {
 /// command, or when the parser rejects the exposition, with its error.
 #[must_use]
 pub fn python_parse_text(exposition: &str) -> Vec<ParsedSample> {
-    // Label names and values travel back hex-encoded, so that no escaping question can hide
-    // a difference between what we wrote and what the parser read.
-    const SCRIPT: &str = r#"
-import sys
-try:
-    from prometheus_client.parser import text_string_to_metric_families
-except ImportError:
-    print("MISSING prometheus_client", file=sys.stderr)
-    sys.exit(3)
-text = sys.stdin.buffer.read().decode("utf-8")
-for family in text_string_to_metric_families(text):
-    for s in family.samples:
-        labels = ",".join(k.encode().hex() + ":" + v.encode().hex() for k, v in s.labels.items())
-        print(s.name + "\t" + repr(float(s.value)) + "\t" + labels)
+    python_samples(
+        "from prometheus_client.parser import text_string_to_metric_families as parse",
+        "for family in parse(text):\n    for s in family.samples:\n        emit(s.name, s.value, s.labels)",
+        exposition,
+    )
+}
+
+/// Parses an OpenMetrics exposition with `prometheus_client`'s strict OpenMetrics parser
+/// (which checks `# EOF`, units, histogram shape, exemplar placement and length, ...).
+///
+/// # Panics
+///
+/// As [`python_parse_text`].
+#[must_use]
+pub fn python_parse_openmetrics(exposition: &str) -> Vec<ParsedSample> {
+    python_samples(
+        "from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse",
+        "for family in parse(text):\n    for s in family.samples:\n        emit(s.name, s.value, s.labels, s.exemplar)",
+        exposition,
+    )
+}
+
+/// Reads our JSON export with Python's `json` module and flattens it into the samples the
+/// text formats would show, following the shape documented in `metrics_core::encoding::json`.
+///
+/// # Panics
+///
+/// As [`python_parse_text`].
+#[must_use]
+pub fn python_parse_json(document: &str) -> Vec<ParsedSample> {
+    const FLATTEN: &str = r#"
+import json
+def num(v):
+    return float(v) if not isinstance(v, str) else float(v.replace("Inf", "inf"))
+doc = json.loads(text)
+for fam in doc["metrics"]:
+    name, typ = fam["name"], fam["type"]
+    for s in fam["samples"]:
+        labels = s["labels"]
+        if typ == "counter":
+            emit(name + "_total", num(s["value"]), labels)
+        elif typ == "info":
+            emit(name + "_info", num(s["value"]), labels)
+        elif typ in ("gauge", "unknown"):
+            emit(name, num(s["value"]), labels)
+        elif typ == "histogram":
+            for b in s["buckets"]:
+                le = b["le"] if isinstance(b["le"], str) else repr(float(b["le"]))
+                emit(name + "_bucket", num(b["count"]), dict(labels, le=le))
+            emit(name + "_count", num(s["count"]), labels)
+            emit(name + "_sum", num(s["sum"]), labels)
+        elif typ == "summary":
+            for q in s["quantiles"]:
+                emit(name, num(q["value"]), dict(labels, quantile=repr(float(q["quantile"]))))
+            emit(name + "_count", num(s["count"]), labels)
+            emit(name + "_sum", num(s["sum"]), labels)
+        if "created" in s:
+            emit(name + "_created", num(s["created"]), labels)
 "#;
-    let output = run_python(SCRIPT, exposition);
-    output
+    python_samples("", FLATTEN, document)
+}
+
+fn python_samples(import: &str, body: &str, input: &str) -> Vec<ParsedSample> {
+    let script = format!(
+        "import sys\ntry:\n    {import}\nexcept ImportError:\n    print('MISSING prometheus_client', file=sys.stderr)\n    sys.exit(3)\n{PRINT_SAMPLES}\ntext = sys.stdin.buffer.read().decode('utf-8')\n{body}\n",
+        import = if import.is_empty() { "pass" } else { import },
+    );
+    run_python(&script, input)
         .lines()
-        .map(|line| {
-            let mut fields = line.split('\t');
-            let name = fields.next().unwrap_or_default().to_owned();
-            let value = fields
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("unparsable value in {line:?}"));
-            let labels = fields
-                .next()
-                .unwrap_or_default()
-                .split(',')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
-                    (unhex(k), unhex(v))
-                })
-                .collect();
-            ParsedSample {
-                name,
-                labels,
-                value,
-            }
+        .map(parse_sample_line)
+        .collect()
+}
+
+fn parse_sample_line(line: &str) -> ParsedSample {
+    let mut fields = line.split('\t');
+    let name = fields.next().unwrap_or_default().to_owned();
+    let value = fields
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unparsable value in {line:?}"));
+    let labels = unhex_labels(fields.next().unwrap_or_default());
+    let exemplar = fields.next().filter(|e| !e.is_empty()).map(|e| {
+        let (labels, value) = e.rsplit_once('=').unwrap_or((e, "nan"));
+        (unhex_labels(labels), value.parse().unwrap_or(f64::NAN))
+    });
+    ParsedSample {
+        name,
+        labels,
+        value,
+        exemplar,
+    }
+}
+
+fn unhex_labels(field: &str) -> Vec<(String, String)> {
+    field
+        .split(',')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
+            (unhex(k), unhex(v))
         })
         .collect()
 }

@@ -1,11 +1,17 @@
-//! The Prometheus text exposition, read by the real tools: `promtool check metrics` finds no
-//! problem, and Python's `prometheus_client` parser reads back exactly what was recorded, for
-//! every metric type and for hostile label values and help text.
+//! Every exposition format, read by real, independent tools: `promtool check metrics` finds no
+//! problem in the Prometheus text format; Python's `prometheus_client` parsers read the text
+//! format and the OpenMetrics format (exemplars included) back exactly as recorded; Python's
+//! `json` module reads the JSON export back to the same values. For every metric type, hostile
+//! label values and help text.
 
 use metrics_core::{
-    encoding::text, Buckets, MetricFamily, MetricKind, MetricValue, ProcessCollector, Registry,
+    encoding::{json, openmetrics, text},
+    Buckets, MetricFamily, MetricKind, MetricValue, ProcessCollector, Registry,
 };
-use vitals_tests::{promtool_check_metrics, python_parse_text};
+use vitals_tests::{
+    promtool_check_metrics, python_parse_json, python_parse_openmetrics, python_parse_text,
+    ParsedSample,
+};
 
 /// Label values that break naive encoders: escapes, quotes, newlines, braces, non-ASCII.
 const HOSTILE: &[&str] = &[
@@ -38,7 +44,7 @@ fn registry_with_everything() -> Registry {
     let counter = registry
         .counter("http_requests", "HTTP requests.")
         .labels(["path"])
-        .series_cap(HOSTILE.len())
+        .series_cap(HOSTILE.len() + 1)
         .register()
         .unwrap();
     for (i, value) in HOSTILE.iter().enumerate() {
@@ -47,6 +53,13 @@ fn registry_with_everything() -> Registry {
             .unwrap()
             .inc_by(i as u64 + 1);
     }
+    counter
+        .labels(&[("path", "/traced")])
+        .unwrap()
+        // No quote in exemplar values: prometheus_client's OpenMetrics parser (0.26) toggles
+        // its quote state on every `"` of an exemplar, escaped or not, and so cannot read one.
+        .inc_by_with_exemplar(3, &[("trace_id", "4bf92f35\\77b3 é")])
+        .unwrap();
     counter.labels(&[("path", "over the cap")]).unwrap().inc();
     registry
         .float_counter("busy_seconds", "Time busy.")
@@ -86,6 +99,11 @@ fn registry_with_everything() -> Registry {
             .unwrap()
             .observe(i as f64 * 0.3);
     }
+    latency
+        .labels(&[("route", "/traced")])
+        .unwrap()
+        .observe_with_exemplar(0.042, &[("trace_id", "abc"), ("span_id", "ünï")])
+        .unwrap();
     let sizes = registry
         .histogram("batch_size", "Items per batch.")
         .buckets(Buckets::linear(10.0, 10.0, 5).unwrap())
@@ -146,15 +164,11 @@ fn promtool_reports_a_broken_exposition() {
     assert!(promtool_check_metrics(broken).is_err());
 }
 
-#[test]
-fn python_prometheus_client_reads_back_exactly_what_was_recorded() {
-    let registry = registry_with_everything();
-    let exposition = text::encode(&registry);
-    let samples = python_parse_text(&exposition);
-    let lines = exposition.lines().filter(|l| !l.starts_with('#')).count();
-    assert_eq!(samples.len(), lines, "one parsed sample per sample line");
+/// Checks every sample an independent reader read against the registry: the same value for
+/// the same name and labels. Returns how many samples carried a hostile label value.
+fn assert_read_back_exactly(registry: &Registry, samples: &[ParsedSample]) -> usize {
     let mut hostile_seen = 0;
-    for sample in &samples {
+    for sample in samples {
         let labels: Vec<(&str, &str)> = sample
             .labels
             .iter()
@@ -180,20 +194,172 @@ fn python_prometheus_client_reads_back_exactly_what_was_recorded() {
             hostile_seen += 1;
         }
     }
+    hostile_seen
+}
+
+fn find<'a>(samples: &'a [ParsedSample], name: &str, label: (&str, &str)) -> &'a ParsedSample {
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels.iter().any(|(k, v)| k == label.0 && v == label.1))
+        .unwrap_or_else(|| panic!("no {name} with {label:?}"))
+}
+
+#[test]
+fn python_prometheus_client_reads_back_exactly_what_was_recorded() {
+    let registry = registry_with_everything();
+    let exposition = text::encode(&registry);
+    let samples = python_parse_text(&exposition);
+    let lines = exposition.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(samples.len(), lines, "one parsed sample per sample line");
+    let hostile_seen = assert_read_back_exactly(&registry, &samples);
     assert!(
         hostile_seen >= 2 * (HOSTILE.len() - 1),
         "hostile values survived the round trip"
     );
-    let counter = |path: &str| {
+    assert_eq!(
+        find(&samples, "http_requests_total", ("path", "new\nline")).value,
+        4.0
+    );
+    assert_eq!(
+        find(
+            &samples,
+            "http_requests_total",
+            ("path", "ünïcödé 日本語 🚀")
+        )
+        .value,
+        7.0
+    );
+    assert_eq!(
+        find(&samples, "http_requests_total", ("path", "__overflow__")).value,
+        1.0
+    );
+}
+
+#[test]
+fn python_openmetrics_parser_reads_back_values_created_and_exemplars() {
+    let registry = registry_with_everything();
+    let exposition = openmetrics::encode(&registry);
+    assert!(exposition.ends_with("# EOF\n"));
+    // The strict parser rejects anything OpenMetrics forbids (metadata order, units, histogram
+    // shape, exemplar placement and length, `# EOF`), so reading it at all is half the test.
+    let samples = python_parse_openmetrics(&exposition);
+    let hostile_seen = assert_read_back_exactly(&registry, &samples);
+    assert!(hostile_seen >= 2 * (HOSTILE.len() - 1));
+    let created = samples
+        .iter()
+        .filter(|s| s.name.ends_with("_created"))
+        .count();
+    assert!(
+        created >= HOSTILE.len() * 2,
+        "counters and histograms have _created: {created}"
+    );
+
+    let traced = find(&samples, "http_requests_total", ("path", "/traced"));
+    let (labels, value) = traced.exemplar.clone().expect("the counter's exemplar");
+    assert_eq!(
+        labels,
+        [("trace_id".to_owned(), "4bf92f35\\77b3 é".to_owned())]
+    );
+    assert_eq!(value, 3.0);
+    let with_exemplar: Vec<&ParsedSample> = samples
+        .iter()
+        .filter(|s| {
+            s.name == "request_duration_seconds_bucket"
+                && s.labels.iter().any(|(k, v)| k == "route" && v == "/traced")
+                && s.exemplar.is_some()
+        })
+        .collect();
+    assert_eq!(with_exemplar.len(), 1, "one bucket holds the exemplar");
+    let bucket = with_exemplar[0];
+    assert!(
+        bucket.labels.iter().any(|(k, v)| k == "le" && v == "0.05"),
+        "{bucket:?}"
+    );
+    let (labels, value) = bucket.exemplar.clone().unwrap_or_default();
+    assert_eq!(value, 0.042);
+    assert!(labels.contains(&("span_id".to_owned(), "ünï".to_owned())));
+}
+
+#[test]
+fn python_json_reader_reads_back_the_documented_shape() {
+    let registry = registry_with_everything();
+    let samples = python_parse_json(&json::encode(&registry));
+    let hostile_seen = assert_read_back_exactly(&registry, &samples);
+    assert!(hostile_seen >= 2 * (HOSTILE.len() - 1));
+    assert_eq!(
+        find(&samples, "http_requests_total", ("path", "new\nline")).value,
+        4.0
+    );
+    assert_eq!(
+        find(&samples, "edge_values", ("kind", "inf")).value,
+        f64::INFINITY
+    );
+    assert!(find(&samples, "edge_values", ("kind", "nan"))
+        .value
+        .is_nan());
+    assert_eq!(
+        find(&samples, "app_build_info", ("commit", "abc\"def")).value,
+        1.0
+    );
+    let json_created = samples
+        .iter()
+        .filter(|s| s.name.ends_with("_created"))
+        .count();
+    assert!(json_created >= HOSTILE.len() * 2, "{json_created}");
+}
+
+#[test]
+fn openmetrics_leaves_out_what_the_format_forbids_and_stays_valid() {
+    let registry = Registry::new();
+    let signed = registry
+        .histogram("temperature_celsius", "Temperatures.")
+        .buckets(Buckets::new([-10.0, 0.0, 10.0]).unwrap())
+        .register()
+        .unwrap();
+    signed.observe(-5.0);
+    signed.observe(5.0);
+    let poisoned = registry
+        .histogram("poisoned", "Sum is NaN.")
+        .register()
+        .unwrap();
+    poisoned.observe(f64::INFINITY);
+    poisoned.observe(f64::NEG_INFINITY);
+    let skew = registry
+        .summary("clock_skew_seconds", "Skews.")
+        .register()
+        .unwrap();
+    // Ranks ⌊q·3⌋: the median is -2 (left out), the 0.9 and 0.99 quantiles are 1 (shown).
+    for v in [-3.0, -2.0, 1.0, 2.0] {
+        skew.observe(v);
+    }
+    let exposition = openmetrics::encode(&registry);
+    let samples = python_parse_openmetrics(&exposition);
+    let names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+    assert!(!names.contains(&"temperature_celsius_sum"), "{exposition}");
+    assert!(!names.contains(&"temperature_celsius_count"));
+    assert!(!names.contains(&"poisoned_sum"));
+    assert!(!names.contains(&"clock_skew_seconds_sum"), "negative");
+    assert!(names.contains(&"clock_skew_seconds_count"));
+    assert_eq!(
         samples
             .iter()
-            .find(|s| {
-                s.name == "http_requests_total"
-                    && s.labels.iter().any(|(k, v)| k == "path" && v == path)
-            })
-            .map(|s| s.value)
-    };
-    assert_eq!(counter("new\nline"), Some(4.0));
-    assert_eq!(counter("ünïcödé 日本語 🚀"), Some(7.0));
-    assert_eq!(counter("__overflow__"), Some(1.0));
+            .filter(|s| s.name == "temperature_celsius_bucket")
+            .count(),
+        4,
+        "every bucket is still there"
+    );
+    let quantiles: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.name == "clock_skew_seconds")
+        .map(|s| s.value)
+        .collect();
+    assert_eq!(quantiles.len(), 2, "{exposition}");
+    assert!(quantiles.iter().all(|&q| (q - 1.0).abs() <= 0.01));
+    // The Prometheus text format shows everything.
+    let text = text::encode(&registry);
+    assert!(text.contains("temperature_celsius_sum 0.0"), "{text}");
+    assert!(
+        text.contains("clock_skew_seconds{quantile=\"0.5\"} -"),
+        "{text}"
+    );
 }

@@ -94,7 +94,7 @@ impl Sink for TextEncoder<'_> {
         };
         let out = &mut *self.out;
         match value {
-            ValueRef::Counter(n) => line.write(out, "_total", None, n),
+            ValueRef::Counter(c) => line.write(out, "_total", None, c.value()),
             ValueRef::Gauge(n) => line.write(out, "", None, n),
             ValueRef::Info => line.write(out, "_info", None, Number::U64(1)),
             ValueRef::Histogram(h) => {
@@ -172,7 +172,7 @@ impl Line<'_> {
 }
 
 /// Renders `name="value",...` for a series that did not come rendered.
-fn render_labels(labels: &LabelsRef<'_>, out: &mut String) {
+pub(super) fn render_labels(labels: &LabelsRef<'_>, out: &mut String) {
     out.clear();
     labels.for_each(|name, value| {
         if !out.is_empty() {
