@@ -31,6 +31,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `process` | yes | [`ProcessCollector`]: the standard `process_*` metrics on Linux |
+//! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //!
 //! # Metric types
 //!
@@ -82,6 +83,8 @@ mod counter;
 pub mod encoding;
 mod error;
 mod exemplar;
+#[cfg(feature = "exporter")]
+pub mod exporter;
 mod family;
 mod gauge;
 mod histogram;

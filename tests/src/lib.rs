@@ -1,6 +1,9 @@
 //! Cross-crate and end-to-end tests of vitals live in `tests/`; this library holds what they
 //! share: finding the real components (promtool, Prometheus, Pushgateway) and starting them.
 
+pub mod http;
+pub mod prometheus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

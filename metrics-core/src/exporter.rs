@@ -1,0 +1,354 @@
+//! A standalone `/metrics` server, for programs that are not web servers (workers, CLIs, batch
+//! consumers): tokio and hyper, behind the `exporter` feature.
+
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::encoding::Format;
+use crate::Registry;
+
+/// The port OpenTelemetry's Prometheus exporters use by default.
+pub const DEFAULT_PORT: u16 = 9464;
+/// How long [`RunningExporter::shutdown`] waits for scrapes in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves a registry's metrics over HTTP: `GET /metrics` in the format the client's `Accept`
+/// header asks for ([`Format::from_accept`]), gzipped when its `Accept-Encoding` allows,
+/// optionally behind a bearer token or basic auth.
+///
+/// It binds `127.0.0.1:9464` unless told otherwise: exposing metrics beyond the machine is a
+/// decision to make explicitly.
+///
+/// ```no_run
+/// use metrics_core::{exporter::Exporter, Registry};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let registry = Registry::new();
+/// let jobs = registry.counter("jobs", "Jobs processed.").register().expect("valid name");
+/// let server = Exporter::new(&registry)
+///     .address(([0, 0, 0, 0], 9464).into())
+///     .bearer_token("s3cret")
+///     .start()
+///     .await?;
+/// jobs.inc();
+/// // ... work ...
+/// server.shutdown().await; // finishes scrapes in progress, then stops
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "nothing is served until `start` is called"]
+pub struct Exporter {
+    registry: Registry,
+    address: SocketAddr,
+    path: String,
+    authorization: Option<String>,
+}
+
+impl Exporter {
+    /// An exporter of `registry` (a cheap handle: the exporter sees later registrations).
+    pub fn new(registry: &Registry) -> Self {
+        Self {
+            registry: registry.clone(),
+            address: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+            path: "/metrics".to_owned(),
+            authorization: None,
+        }
+    }
+
+    /// Sets the address to listen on; port 0 picks a free one (see
+    /// [`RunningExporter::local_addr`]). Defaults to `127.0.0.1:9464`.
+    pub fn address(mut self, address: SocketAddr) -> Self {
+        self.address = address;
+        self
+    }
+
+    /// Sets the path that serves the metrics. Defaults to `/metrics`.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>`. Defaults to no authentication.
+    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
+        self.authorization = Some(format!("Bearer {}", token.as_ref()));
+        self
+    }
+
+    /// Requires HTTP basic authentication with this user and password. Defaults to no
+    /// authentication.
+    pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
+        let credentials = format!("{}:{}", user.as_ref(), password.as_ref());
+        self.authorization = Some(format!("Basic {}", base64(credentials.as_bytes())));
+        self
+    }
+
+    /// Binds the address and serves in a task on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The error of binding the address (in use, not permitted, ...).
+    pub async fn start(self) -> std::io::Result<RunningExporter> {
+        let listener = TcpListener::bind(self.address).await?;
+        let local_addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel();
+        let config = Arc::new(self);
+        let task = tokio::spawn(serve(listener, config, stopped));
+        Ok(RunningExporter {
+            local_addr,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running [`Exporter`]. Dropping it stops the server; [`shutdown`](Self::shutdown) also
+/// waits for scrapes in progress to finish.
+#[derive(Debug)]
+pub struct RunningExporter {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningExporter {
+    /// The address the server listens on.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets scrapes in progress finish (for at most 5 seconds),
+    /// then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningExporter {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, config: Arc<Exporter>, mut stopped: oneshot::Receiver<()>) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // A failed accept (out of descriptors, a reset before accept) is the client's
+                // or the moment's problem, not a reason to stop serving; pause to avoid spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let config = Arc::clone(&config);
+        let service = hyper::service::service_fn(move |request| {
+            let config = Arc::clone(&config);
+            async move { Ok::<_, Infallible>(respond(&config, &request)) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-scrape ends its connection with an error: nothing
+            // to report, nothing lost.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+}
+
+fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.uri().path() != config.path {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    if let Some(expected) = &config.authorization {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map_or(&[][..], HeaderValue::as_bytes);
+        if !constant_time_eq(given, expected.as_bytes()) {
+            let scheme = if expected.starts_with("Basic") {
+                "Basic realm=\"metrics\""
+            } else {
+                "Bearer"
+            };
+            let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
+            return response;
+        }
+    }
+    let header_str = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let format = Format::from_accept(header_str(header::ACCEPT));
+    let mut body = format.encode(&config.registry).into_bytes();
+    let gzip = accepts_gzip(header_str(header::ACCEPT_ENCODING));
+    if gzip {
+        body = gzip_bytes(&body);
+    }
+    let mut response = Response::new(Full::new(if request.method() == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    }));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Whether an `Accept-Encoding` header allows gzip: listed (or `*`) with a q above 0.
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|header| {
+        header.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let q = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f64>().ok())
+                .unwrap_or(1.0);
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
+        })
+    })
+}
+
+fn gzip_bytes(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Compares without stopping at the first difference, so that timing does not reveal how much
+/// of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = a.len() ^ b.len();
+    for (i, &byte) in b.iter().enumerate() {
+        difference |= usize::from(a.get(i).copied().unwrap_or(!byte) ^ byte);
+    }
+    difference == 0
+}
+
+/// Standard base64 with padding, for basic auth credentials.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_4648_vectors() {
+        let vectors = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn gzip_is_accepted_only_with_a_positive_q() {
+        assert!(accepts_gzip(Some("gzip, deflate")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn tokens_compare_equal_only_when_equal() {
+        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer abcd", b"Bearer abc"));
+        assert!(!constant_time_eq(b"", b"Bearer abc"));
+    }
+}

@@ -1,0 +1,214 @@
+//! The standalone exporter, over real HTTP: format negotiation, gzip, auth, errors, shutdown,
+//! and a real Prometheus server that scrapes it and answers queries with what we recorded.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics_core::encoding::{openmetrics, text};
+use metrics_core::exporter::Exporter;
+use metrics_core::{Buckets, Registry};
+use vitals_tests::http::{get, request, HttpResponse};
+use vitals_tests::prometheus::PrometheusServer;
+
+fn local() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Runs blocking HTTP calls off the runtime's worker threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("the blocking call finishes")
+}
+
+fn registry() -> Registry {
+    let registry = Registry::new();
+    registry
+        .counter("jobs", "Jobs processed.")
+        .labels(["queue"])
+        .register()
+        .unwrap()
+        .labels(&[("queue", "emails")])
+        .unwrap()
+        .inc_by(42);
+    let latency = registry
+        .histogram("job_duration_seconds", "Time per job.")
+        .buckets(Buckets::new([0.1, 1.0]).unwrap())
+        .register()
+        .unwrap();
+    for v in [0.05, 0.05, 0.5, 2.0] {
+        latency.observe(v);
+    }
+    registry
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exporter_negotiates_compresses_and_refuses_what_it_should() {
+    let registry = registry();
+    let server = Exporter::new(&registry)
+        .address(local())
+        .bearer_token("s3cret")
+        .start()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    assert!(addr.ip().is_loopback());
+    let auth = ("Authorization", "Bearer s3cret");
+
+    let responses: Vec<HttpResponse> = blocking(move || {
+        let ask = |path: &str, headers: &[(&str, &str)]| get(addr, path, headers).unwrap();
+        vec![
+            ask("/metrics", &[]),
+            ask("/metrics", &[("Authorization", "Bearer wrong")]),
+            ask("/metrics", &[auth]),
+            ask(
+                "/metrics",
+                &[
+                    auth,
+                    ("Accept", "application/openmetrics-text; version=1.0.0"),
+                ],
+            ),
+            ask("/metrics", &[auth, ("Accept", "application/json")]),
+            ask("/metrics", &[auth, ("Accept", "text/html;q=nonsense, ;;")]),
+            ask("/metrics", &[auth, ("Accept-Encoding", "gzip")]),
+            ask("/other", &[auth]),
+            request(addr, "POST", "/metrics", &[auth]).unwrap(),
+            request(addr, "HEAD", "/metrics", &[auth]).unwrap(),
+        ]
+    })
+    .await;
+    let [no_auth, wrong, plain, om, json, malformed, gzipped, other, post, head] =
+        <[HttpResponse; 10]>::try_from(responses).unwrap();
+
+    assert_eq!(no_auth.status, 401);
+    assert_eq!(no_auth.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(wrong.status, 401);
+
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-type"), Some(text::CONTENT_TYPE));
+    assert_eq!(plain.text(), text::encode(&registry));
+
+    assert_eq!(om.header("content-type"), Some(openmetrics::CONTENT_TYPE));
+    assert!(om.text().contains("jobs_total{queue=\"emails\"} 42\n"));
+    assert!(om.text().ends_with("# EOF\n"));
+
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    assert!(json.text().starts_with("{\"metrics\":[{\"name\":\"jobs\""));
+
+    assert_eq!(malformed.status, 200, "a malformed Accept is not an error");
+    assert_eq!(malformed.header("content-type"), Some(text::CONTENT_TYPE));
+
+    assert_eq!(gzipped.header("content-encoding"), Some("gzip"));
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&gzipped.body[..])
+        .read_to_string(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, text::encode(&registry));
+    assert!(gzipped.body.len() < unzipped.len());
+
+    assert_eq!(other.status, 404);
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-type"), Some(text::CONTENT_TYPE));
+
+    server.shutdown().await;
+    let after = blocking(move || get(addr, "/metrics", &[auth])).await;
+    assert!(after.is_err(), "nothing listens after shutdown: {after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_a_custom_path_work_and_two_exporters_coexist() {
+    let registry = registry();
+    let first = Exporter::new(&registry)
+        .address(local())
+        .path("/internal/metrics")
+        .basic_auth("user", "pa:ss")
+        .start()
+        .await
+        .unwrap();
+    let second = Exporter::new(&Registry::new())
+        .address(local())
+        .start()
+        .await
+        .unwrap();
+    let (a, b) = (first.local_addr(), second.local_addr());
+    let (ok, refused, default_path, empty) = blocking(move || {
+        (
+            get(
+                a,
+                "/internal/metrics",
+                &[("Authorization", "Basic dXNlcjpwYTpzcw==")],
+            )
+            .unwrap(),
+            get(
+                a,
+                "/internal/metrics",
+                &[("Authorization", "Basic dXNlcjp3cm9uZw==")],
+            )
+            .unwrap(),
+            get(
+                a,
+                "/metrics",
+                &[("Authorization", "Basic dXNlcjpwYTpzcw==")],
+            )
+            .unwrap(),
+            get(b, "/metrics", &[]).unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.text().contains("jobs_total{queue=\"emails\"} 42"));
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"metrics\"")
+    );
+    assert_eq!(default_path.status, 404);
+    assert_eq!(empty.status, 200);
+    assert_eq!(empty.text(), "", "an empty registry exposes nothing");
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_exporter_and_answers_queries() {
+    let registry = registry();
+    let server = Exporter::new(&registry)
+        .address(local())
+        .start()
+        .await
+        .unwrap();
+    let target = server.local_addr();
+    let answers = blocking(move || {
+        let prometheus = PrometheusServer::start(&[target], Duration::from_millis(500));
+        let within = Duration::from_secs(60);
+        let up = prometheus.wait_for("up{job=\"vitals\"}", within, |v| v == 1.0);
+        let jobs = prometheus.wait_for("jobs_total{queue=\"emails\"}", within, |v| v == 42.0);
+        let count = prometheus.wait_for("job_duration_seconds_count", within, |v| v == 4.0);
+        let le_1 = prometheus.wait_for("job_duration_seconds_bucket{le=\"1.0\"}", within, |v| {
+            v == 3.0
+        });
+        let p50 = prometheus.wait_for(
+            "histogram_quantile(0.5, job_duration_seconds_bucket)",
+            within,
+            |v| v.is_finite(),
+        );
+        (up, jobs, count, le_1, p50)
+    })
+    .await;
+    let (up, jobs, count, le_1, p50) = answers;
+    assert_eq!(
+        up.first().map(|r| r.1),
+        Some(1.0),
+        "the target is up: {up:?}"
+    );
+    assert_eq!(jobs.first().map(|r| r.1), Some(42.0), "{jobs:?}");
+    assert_eq!(count.first().map(|r| r.1), Some(4.0), "{count:?}");
+    assert_eq!(le_1.first().map(|r| r.1), Some(3.0), "{le_1:?}");
+    // Two of four observations are at or below 0.1: the median interpolates inside (0, 0.1].
+    let median = p50.first().map_or(f64::NAN, |r| r.1);
+    assert!(median > 0.0 && median <= 0.1, "p50 = {median}");
+    server.shutdown().await;
+}
