@@ -31,6 +31,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `process` | yes | [`ProcessCollector`]: the standard `process_*` metrics on Linux |
+//! | `push` | no | `push::Pushgateway`: push, push-add and delete for batch jobs |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //!
 //! # Metric types
@@ -78,6 +79,8 @@
 
 mod arena;
 mod atomic;
+#[cfg(any(feature = "exporter", feature = "push"))]
+mod base64;
 mod collector;
 mod counter;
 pub mod encoding;
@@ -92,6 +95,8 @@ mod info;
 mod metric;
 #[cfg(feature = "process")]
 mod process;
+#[cfg(feature = "push")]
+pub mod push;
 mod registry;
 mod summary;
 mod validate;

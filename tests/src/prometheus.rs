@@ -111,6 +111,65 @@ impl Drop for PrometheusServer {
     }
 }
 
+/// A running Pushgateway, stopped when dropped.
+#[derive(Debug)]
+pub struct PushgatewayServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl PushgatewayServer {
+    /// Starts a Pushgateway on a free port of 127.0.0.1 and waits (at most 60 s) until it is
+    /// ready.
+    ///
+    /// # Panics
+    ///
+    /// Panics (failing the test) when it is not installed, naming the install command, or does
+    /// not become ready.
+    #[must_use]
+    pub fn start() -> Self {
+        let binary = crate::require_program(
+            "prometheus-pushgateway",
+            "apt-get update && apt-get install -y prometheus-pushgateway",
+        );
+        let addr = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the Pushgateway starts");
+        let server = Self { child, addr };
+        let ready = poll(Duration::from_secs(60), || {
+            http::get(server.addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200)
+        });
+        assert!(
+            ready,
+            "the Pushgateway on {addr} did not become ready within 60 s"
+        );
+        server
+    }
+
+    /// The gateway's address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for PushgatewayServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Picks a free port on 127.0.0.1 (bound and released; the moment between is a small race
 /// that the tests accept).
 #[must_use]
