@@ -31,6 +31,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `process` | yes | [`ProcessCollector`]: the standard `process_*` metrics on Linux |
+//! | `otlp` | no | `otlp::OtlpExporter`: OTLP/HTTP protobuf export to an OpenTelemetry collector, periodic with a final flush |
 //! | `push` | no | `push::Pushgateway`: push, push-add and delete for batch jobs |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //!
@@ -79,8 +80,10 @@
 
 mod arena;
 mod atomic;
-#[cfg(any(feature = "exporter", feature = "push"))]
+#[cfg(any(feature = "exporter", feature = "push", feature = "otlp"))]
 mod base64;
+#[cfg(any(feature = "push", feature = "otlp"))]
+mod client;
 mod collector;
 mod counter;
 pub mod encoding;
@@ -93,6 +96,8 @@ mod gauge;
 mod histogram;
 mod info;
 mod metric;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "process")]
 mod process;
 #[cfg(feature = "push")]

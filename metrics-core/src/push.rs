@@ -1,77 +1,14 @@
 //! A Pushgateway client for batch jobs, behind the `push` feature: push (replace a group),
 //! push-add (replace metrics of the same names) and delete.
 
-use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::Method;
 
+use crate::client::HttpTarget;
+pub use crate::client::PushError;
 use crate::encoding::text;
 use crate::Registry;
-
-/// What went wrong talking to a Pushgateway. Nothing recorded in the registry is lost: the
-/// next push sends it all again.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum PushError {
-    /// The gateway URL cannot be used.
-    InvalidUrl {
-        /// The URL as given.
-        url: String,
-        /// Why not.
-        reason: &'static str,
-    },
-    /// A grouping label name is invalid, or the job name is empty.
-    InvalidGrouping {
-        /// What is wrong.
-        reason: String,
-    },
-    /// The gateway could not be reached.
-    Connect(std::io::Error),
-    /// The HTTP exchange failed after connecting.
-    Http(hyper::Error),
-    /// The gateway did not answer within the timeout.
-    Timeout(Duration),
-    /// The gateway answered with an error status.
-    Rejected {
-        /// The HTTP status code.
-        status: u16,
-        /// What the gateway said.
-        body: String,
-    },
-}
-
-impl fmt::Display for PushError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUrl { url, reason } => {
-                write!(f, "invalid Pushgateway URL {url:?}: {reason}")
-            }
-            Self::InvalidGrouping { reason } => write!(f, "invalid grouping key: {reason}"),
-            Self::Connect(e) => write!(f, "cannot reach the Pushgateway: {e}"),
-            Self::Http(e) => write!(f, "HTTP exchange with the Pushgateway failed: {e}"),
-            Self::Timeout(d) => write!(f, "the Pushgateway did not answer within {d:?}"),
-            Self::Rejected { status, body } => {
-                write!(f, "the Pushgateway answered {status}: {}", body.trim())
-            }
-        }
-    }
-}
-
-impl std::error::Error for PushError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Connect(e) => Some(e),
-            Self::Http(e) => Some(e),
-            _ => None,
-        }
-    }
-}
 
 /// A Pushgateway, for metrics of jobs that end before a scrape would see them.
 ///
@@ -94,12 +31,7 @@ impl std::error::Error for PushError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pushgateway {
-    /// `host:port`, for connecting and for the `Host` header.
-    authority: String,
-    /// The base path, without a trailing `/`.
-    base_path: String,
-    timeout: Duration,
-    authorization: Option<String>,
+    target: HttpTarget,
 }
 
 impl Pushgateway {
@@ -110,65 +42,29 @@ impl Pushgateway {
     /// [`PushError::InvalidUrl`] when the URL is not `http://host[:port][/path]`. HTTPS is not
     /// supported (no TLS stack is built in); reach a TLS gateway through a local proxy.
     pub fn new(url: &str) -> Result<Self, PushError> {
-        let invalid = |reason| PushError::InvalidUrl {
-            url: url.to_owned(),
-            reason,
-        };
-        let rest = if let Some(rest) = url.strip_prefix("http://") {
-            rest
-        } else if url.starts_with("https://") {
-            return Err(invalid(
-                "https is not supported; use http or a local TLS proxy",
-            ));
-        } else {
-            return Err(invalid("it must start with http://"));
-        };
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if authority.is_empty() || authority.contains('@') {
-            return Err(invalid("it needs a host, and no user info"));
-        }
-        let authority = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_owned()
-        } else if authority.contains(':') && !authority.ends_with(']') {
-            return Err(invalid("its port is not a number"));
-        } else {
-            format!("{authority}:80")
-        };
         Ok(Self {
-            authority,
-            base_path: format!("/{}", path.trim_matches('/'))
-                .trim_end_matches('/')
-                .to_owned(),
-            timeout: Duration::from_secs(10),
-            authorization: None,
+            target: HttpTarget::new(url)?,
         })
     }
 
     /// Sets how long one request may take, connecting included. Defaults to 10 seconds.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.target.timeout = timeout;
         self
     }
 
     /// Sends `Authorization: Bearer <token>`.
     #[must_use]
     pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
-        self.authorization = Some(format!("Bearer {}", token.as_ref()));
+        self.target.bearer_token(token.as_ref());
         self
     }
 
     /// Sends HTTP basic authentication.
     #[must_use]
     pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
-        let credentials = format!("{}:{}", user.as_ref(), password.as_ref());
-        self.authorization = Some(format!(
-            "Basic {}",
-            crate::base64::encode(credentials.as_bytes(), crate::base64::STANDARD)
-        ));
+        self.target.basic_auth(user.as_ref(), password.as_ref());
         self
     }
 
@@ -220,7 +116,7 @@ impl Pushgateway {
                 reason: "the job name is empty".to_owned(),
             });
         }
-        let mut path = format!("{}/metrics", self.base_path);
+        let mut path = String::from("/metrics");
         push_segment(&mut path, "job", job);
         for &(name, value) in grouping {
             crate::validate::label_name(name, crate::MetricKind::Unknown).map_err(|e| {
@@ -246,59 +142,10 @@ impl Pushgateway {
         body: String,
     ) -> Result<(), PushError> {
         let path = self.group_path(job, grouping)?;
-        let exchange = async {
-            let stream = TcpStream::connect(&self.authority)
-                .await
-                .map_err(PushError::Connect)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(PushError::Http)?;
-            let connection = tokio::spawn(connection);
-            let mut request = Request::new(Full::new(Bytes::from(body)));
-            *request.method_mut() = method;
-            *request.uri_mut() = path.parse().map_err(|_| PushError::InvalidGrouping {
-                reason: format!("the path {path:?} is not a valid URI"),
-            })?;
-            let headers = request.headers_mut();
-            if let Ok(host) = HeaderValue::from_str(&self.authority) {
-                headers.insert(header::HOST, host);
-            }
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(text::CONTENT_TYPE),
-            );
-            if let Some(authorization) = self
-                .authorization
-                .as_deref()
-                .and_then(|a| HeaderValue::from_str(a).ok())
-            {
-                headers.insert(header::AUTHORIZATION, authorization);
-            }
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(PushError::Http)?;
-            let status = response.status();
-            let answer = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(PushError::Http)?
-                .to_bytes();
-            connection.abort();
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(PushError::Rejected {
-                    status: status.as_u16(),
-                    body: String::from_utf8_lossy(&answer).into_owned(),
-                })
-            }
-        };
-        tokio::time::timeout(self.timeout, exchange)
+        self.target
+            .send(method, &path, text::CONTENT_TYPE, body.into_bytes())
             .await
-            .unwrap_or(Err(PushError::Timeout(self.timeout)))
+            .map(drop)
     }
 }
 
@@ -329,30 +176,6 @@ fn push_segment(path: &mut String, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_checked_and_normalised() {
-        let g = Pushgateway::new("http://127.0.0.1:9091").unwrap();
-        assert_eq!(
-            (g.authority.as_str(), g.base_path.as_str()),
-            ("127.0.0.1:9091", "")
-        );
-        let g = Pushgateway::new("http://gateway/prefix/").unwrap();
-        assert_eq!(
-            (g.authority.as_str(), g.base_path.as_str()),
-            ("gateway:80", "/prefix")
-        );
-        for bad in [
-            "127.0.0.1:9091",
-            "https://x",
-            "http://",
-            "http://u:p@x",
-            "http://x:port",
-        ] {
-            let err = Pushgateway::new(bad).unwrap_err();
-            assert!(matches!(err, PushError::InvalidUrl { .. }), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn grouping_values_that_cannot_stand_in_a_path_are_base64_encoded() {

@@ -143,3 +143,130 @@ pub fn encode_query(value: &str) -> String {
 fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
+
+/// A request as [`CaptureServer`] received it.
+#[derive(Debug, Clone)]
+pub struct CapturedRequest {
+    /// The request line, such as `POST /v1/metrics HTTP/1.1`.
+    pub request_line: String,
+    /// The headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body (by `Content-Length`).
+    pub body: Vec<u8>,
+}
+
+/// A stand-in HTTP server on 127.0.0.1 that records every request and answers with the
+/// statuses it was given, in order (200 once they run out). Stopped when dropped.
+#[derive(Debug)]
+pub struct CaptureServer {
+    addr: SocketAddr,
+    captured: std::sync::Arc<std::sync::Mutex<Vec<CapturedRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CaptureServer {
+    /// Starts the server; `statuses` are the answers to the first requests.
+    ///
+    /// # Panics
+    ///
+    /// Panics when no port can be bound on 127.0.0.1.
+    #[must_use]
+    pub fn start(statuses: &[u16]) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().expect("a bound address");
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut statuses: std::collections::VecDeque<u16> = statuses.iter().copied().collect();
+        let thread = {
+            let (captured, stop) = (captured.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let status = statuses.pop_front().unwrap_or(200);
+                    // Recorded before the answer goes out, so that a client that has its
+                    // answer always finds its request recorded.
+                    if let Ok((request, mut stream)) = read_request(stream) {
+                        captured.lock().expect("not poisoned").push(request);
+                        let answer = if status == 200 {
+                            "ok"
+                        } else {
+                            "refused by the test"
+                        };
+                        let response = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        let _ = stream.write_all(response.as_bytes());
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            captured,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://<addr>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far.
+    #[must_use]
+    pub fn requests(&self) -> Vec<CapturedRequest> {
+        self.captured.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn read_request(stream: TcpStream) -> std::io::Result<(CapturedRequest, TcpStream)> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut headers = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let request = CapturedRequest {
+        request_line: request_line.trim_end().to_owned(),
+        headers,
+        body,
+    };
+    Ok((request, reader.into_inner()))
+}

@@ -40,7 +40,7 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
         "promtool",
         "apt-get update && apt-get install -y prometheus",
     );
-    let output = run_with_stdin(&promtool, &["check", "metrics"], exposition);
+    let output = run_with_stdin(&promtool, &["check", "metrics"], exposition.as_bytes());
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -59,7 +59,7 @@ pub fn promtool_check_metrics(exposition: &str) -> Result<(), String> {
 ///
 /// Panics (failing the test) when the program cannot be started or read.
 #[must_use]
-pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &str) -> Output {
+pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &[u8]) -> Output {
     use std::io::Write as _;
     let mut child = Command::new(program)
         .args(args)
@@ -72,7 +72,7 @@ pub fn run_with_stdin(program: &Path, args: &[&str], stdin: &str) -> Output {
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(stdin.as_bytes())
+        .write_all(stdin)
         .unwrap_or_else(|e| panic!("{} does not read its input: {e}", program.display()));
     child
         .wait_with_output()
@@ -182,7 +182,7 @@ fn python_samples(import: &str, body: &str, input: &str) -> Vec<ParsedSample> {
         "import sys\ntry:\n    {import}\nexcept ImportError:\n    print('MISSING prometheus_client', file=sys.stderr)\n    sys.exit(3)\n{PRINT_SAMPLES}\ntext = sys.stdin.buffer.read().decode('utf-8')\n{body}\n",
         import = if import.is_empty() { "pass" } else { import },
     );
-    run_python(&script, input)
+    run_python(&script, input.as_bytes())
         .lines()
         .map(parse_sample_line)
         .collect()
@@ -219,7 +219,7 @@ fn unhex_labels(field: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn run_python(script: &str, stdin: &str) -> String {
+fn run_python(script: &str, stdin: &[u8]) -> String {
     let python = require_program("python3", "apt-get install -y python3");
     let output = run_with_stdin(&python, &["-c", script], stdin);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -227,6 +227,11 @@ fn run_python(script: &str, stdin: &str) -> String {
         !stderr.contains("MISSING prometheus_client"),
         "Python's prometheus_client is not installed; install it with \
          `pip install prometheus_client` (or run `bash .ci/test`)"
+    );
+    assert!(
+        !stderr.contains("MISSING opentelemetry-proto"),
+        "Python's opentelemetry-proto is not installed; install it with \
+         `pip install opentelemetry-proto` (or run `bash .ci/test`)"
     );
     assert!(
         output.status.success(),
@@ -242,6 +247,65 @@ fn unhex(hex: &str) -> String {
         .filter_map(|b| u8::from_str_radix(b, 16).ok())
         .collect();
     String::from_utf8(bytes).expect("the reader gives UTF-8 labels")
+}
+
+/// Decodes an OTLP `ExportMetricsServiceRequest` with Python's `opentelemetry-proto` (the
+/// project's own generated classes, an independent reader of our hand-written protobuf) and
+/// returns it as lines:
+///
+/// - `resource <key>=<value>`
+/// - `metric <name> unit=<unit> kind=<sum|gauge|histogram|summary> [temporality=<n>] [monotonic=<b>]`
+/// - `point <metric> {<k>=<v>,...} <fields>`, where fields are `value=`, `start=<bool>`, `count=`,
+///   `sum=`, `buckets=[..]`, `bounds=[..]`, `quantiles=[q:v,..]`, `exemplars=[{k=v}:value,..]`.
+///
+/// # Panics
+///
+/// Panics (failing the test) when Python or `opentelemetry-proto` is missing, naming the
+/// install command, or when the bytes do not decode.
+#[must_use]
+pub fn python_decode_otlp(body: &[u8]) -> Vec<String> {
+    const SCRIPT: &str = r#"
+import sys
+try:
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+except ImportError:
+    print("MISSING opentelemetry-proto", file=sys.stderr)
+    sys.exit(3)
+req = ExportMetricsServiceRequest()
+req.ParseFromString(sys.stdin.buffer.read())
+def attrs(kvs):
+    return "{" + ",".join(f"{kv.key}={kv.value.string_value}" for kv in sorted(kvs, key=lambda kv: kv.key)) + "}"
+def exemplars(es):
+    return "[" + ",".join(f"{attrs(e.filtered_attributes)}:{e.as_double}" for e in es) + "]"
+for rm in req.resource_metrics:
+    for kv in rm.resource.attributes:
+        print(f"resource {kv.key}={kv.value.string_value}")
+    for sm in rm.scope_metrics:
+        print(f"scope {sm.scope.name}")
+        for m in sm.metrics:
+            kind = m.WhichOneof("data")
+            extra = ""
+            if kind == "sum":
+                extra = f" temporality={m.sum.aggregation_temporality} monotonic={m.sum.is_monotonic}"
+            if kind == "histogram":
+                extra = f" temporality={m.histogram.aggregation_temporality}"
+            print(f"metric {m.name} unit={m.unit} kind={kind}{extra}")
+            for p in getattr(m, kind).data_points:
+                line = f"point {m.name} {attrs(p.attributes)}"
+                if kind in ("sum", "gauge"):
+                    v = p.as_int if p.WhichOneof("value") == "as_int" else p.as_double
+                    line += f" value={v} start={p.start_time_unix_nano > 0} exemplars={exemplars(p.exemplars)}"
+                elif kind == "histogram":
+                    line += f" count={p.count} sum={p.sum} buckets={list(p.bucket_counts)} bounds={list(p.explicit_bounds)} start={p.start_time_unix_nano > 0} exemplars={exemplars(p.exemplars)}"
+                elif kind == "summary":
+                    qs = ",".join(f"{q.quantile}:{round(q.value, 6)}" for q in p.quantile_values)
+                    line += f" count={p.count} sum={p.sum} quantiles=[{qs}] start={p.start_time_unix_nano > 0}"
+                print(line)
+"#;
+    run_python(SCRIPT, body)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The README's code blocks, compiled and run as doctests so that they cannot rot.
