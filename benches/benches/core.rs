@@ -12,7 +12,10 @@ use measured::metric::name::MetricName;
 use measured::metric::MetricFamilyEncoding;
 use measured::{FixedCardinalityLabel, LabelGroup};
 use metrics::Recorder as _;
-use metrics_core::{encoding::text, Buckets, Registry};
+use metrics_core::{
+    encoding::{openmetrics, text},
+    Buckets, Registry,
+};
 use vitals_benches::latencies;
 
 /// The 14 latency bounds every crate's histograms use.
@@ -385,6 +388,28 @@ fn encoding(c: &mut Criterion) {
                 black_box(buffer.len())
             })
         });
+        g.bench_function(BenchmarkId::new("vitals_openmetrics", &label), |b| {
+            b.iter(|| {
+                buffer.clear();
+                openmetrics::encode_into(&registry, &mut buffer);
+                black_box(buffer.len())
+            })
+        });
+        if histograms == 0 {
+            // The exporter's gzip: the same encoder settings (fastest level).
+            g.bench_function(BenchmarkId::new("vitals_text_gzip", &label), |b| {
+                b.iter(|| {
+                    buffer.clear();
+                    text::encode_into(&registry, &mut buffer);
+                    let mut gz = flate2::write::GzEncoder::new(
+                        Vec::with_capacity(buffer.len() / 4),
+                        flate2::Compression::fast(),
+                    );
+                    std::io::Write::write_all(&mut gz, buffer.as_bytes()).unwrap();
+                    black_box(gz.finish().unwrap().len())
+                })
+            });
+        }
         let mut enc = measured::text::BufferedTextEncoder::new();
         g.bench_function(BenchmarkId::new("measured", &label), |b| {
             b.iter(|| {
@@ -407,6 +432,7 @@ fn encoding(c: &mut Criterion) {
                 black_box(out.len())
             })
         });
+        // prometheus-client's text encoder writes OpenMetrics: compare it with ours of that format.
         g.bench_function(BenchmarkId::new("prometheus_client", &label), |b| {
             b.iter(|| {
                 out.clear();

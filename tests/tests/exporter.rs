@@ -212,3 +212,45 @@ async fn a_real_prometheus_scrapes_the_exporter_and_answers_queries() {
     assert!(median > 0.0 && median <= 0.1, "p50 = {median}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_go_away_mid_scrape_do_not_disturb_the_next_scrape() {
+    use std::io::Write as _;
+    let registry = registry();
+    // Enough series that a scrape is several hundred kilobytes.
+    let wide = registry
+        .counter("wide", "Many series.")
+        .labels(["n"])
+        .series_cap(20_000)
+        .register()
+        .unwrap();
+    for n in 0..20_000 {
+        wide.label_values(&[&n.to_string()]).unwrap().inc();
+    }
+    let server = Exporter::new(&registry)
+        .address(local())
+        .start()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let after = blocking(move || {
+        for _ in 0..20 {
+            // Ask, then hang up before reading the answer.
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            drop(stream);
+            // Hang up halfway through the request.
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.write_all(b"GET /metr").unwrap();
+            drop(stream);
+        }
+        get(addr, "/metrics", &[]).unwrap()
+    })
+    .await;
+    assert_eq!(after.status, 200);
+    assert!(after.text().contains("wide_total{n=\"19999\"} 1\n"));
+    assert!(after.text().contains("jobs_total{queue=\"emails\"} 42\n"));
+    server.shutdown().await;
+}
