@@ -56,6 +56,13 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A route pattern cannot be used.
+    InvalidRoute {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The labels given in a lookup do not match the family's label names.
     LabelMismatch {
         /// The family's metric name.
@@ -108,6 +115,9 @@ impl fmt::Display for Error {
                     f,
                     "exemplar refused (the observation was recorded): {reason}"
                 )
+            }
+            Self::InvalidRoute { pattern, reason } => {
+                write!(f, "invalid route pattern {pattern:?}: {reason}")
             }
             Self::LabelMismatch { metric, reason } => {
                 write!(f, "labels do not match metric {metric:?}: {reason}")

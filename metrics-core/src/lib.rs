@@ -103,6 +103,7 @@ mod process;
 #[cfg(feature = "push")]
 pub mod push;
 mod registry;
+pub mod route;
 mod summary;
 mod validate;
 mod value;
