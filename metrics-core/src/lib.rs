@@ -94,6 +94,7 @@ pub mod exporter;
 mod family;
 mod gauge;
 mod histogram;
+pub mod http;
 mod info;
 mod metric;
 #[cfg(feature = "otlp")]

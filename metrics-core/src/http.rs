@@ -1,0 +1,796 @@
+//! The HTTP golden-signal recorder that every adapter shares, so that metrics-tower and
+//! metrics-actix record the same names, labels and values for the same traffic.
+//!
+//! An adapter calls [`HttpMetrics::start`] when a request arrives and keeps the returned
+//! [`RequestGuard`] alive until the response body has ended (inside the body wrapper): it
+//! tells the guard the route once routing knows it, the status when the response starts, and
+//! the bytes as they pass; [`RequestGuard::finish`] records at the end of the body. A guard
+//! dropped early still records:
+//!
+//! | how the request ended | status label | latency recorded |
+//! |---|---|---|
+//! | body sent to the end | the response's | yes |
+//! | client went away, or the future was dropped, before the response started | [`STATUS_CLIENT_CLOSED`] (499) | yes, until the drop |
+//! | client went away during the body | the response's | yes, until the drop |
+//! | the handler panicked (the guard drops while unwinding) | [`STATUS_PANICKED`] (500) | yes |
+//! | connection upgraded (WebSocket) | the response's (101) | no: the connection's life is not a latency (with [`Naming::OpenTelemetry`], whose request count is the histogram's, it is not counted either) |
+//!
+//! Every request is counted exactly once, and the in-flight gauge returns to zero in every
+//! case.
+//!
+//! ```
+//! use metrics_core::http::HttpMetrics;
+//! use metrics_core::Registry;
+//!
+//! let registry = Registry::new();
+//! let metrics = HttpMetrics::builder(&registry).build()?;
+//! let mut request = metrics.start("GET", Some("/users/{id}".into()));
+//! request.response(200);
+//! request.add_response_bytes(512);
+//! request.finish();
+//!
+//! let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
+//! assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(1.0));
+//! assert_eq!(
+//!     registry.get_sample_value("http_requests_in_flight", &[("method", "GET"), ("route", "/users/{id}")]),
+//!     Some(0.0)
+//! );
+//! # Ok::<(), metrics_core::Error>(())
+//! ```
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::Error;
+use crate::histogram::Buckets;
+use crate::route::UNMATCHED_ROUTE;
+use crate::{Counter, Family, Gauge, Histogram, Registry};
+
+/// The status label of a request whose response never started: the client went away or the
+/// server dropped the request's future. (nginx's "client closed request".)
+pub const STATUS_CLIENT_CLOSED: u16 = 499;
+/// The status label of a request whose handler panicked.
+pub const STATUS_PANICKED: u16 = 500;
+
+/// The methods of RFC 9110 and PATCH, as they are; anything else is `_OTHER`, as
+/// OpenTelemetry's conventions require (methods are case-sensitive: `get` is `_OTHER`).
+#[must_use]
+pub fn normalize_method(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "_OTHER",
+    }
+}
+
+/// Which names and labels the HTTP metrics use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Naming {
+    /// `http_requests_total{method,route,status}`,
+    /// `http_request_duration_seconds{method,route,status}`,
+    /// `http_requests_in_flight{method,route}`, and the opt-in
+    /// `http_request_size_bytes{method,route}` and `http_response_size_bytes{method,route}`.
+    #[default]
+    Prometheus,
+    /// OpenTelemetry's semantic conventions:
+    /// `http_server_request_duration_seconds{http_request_method,http_route,http_response_status_code,error_type}`
+    /// (its `_count` is the request rate), `http_server_active_requests{http_request_method,http_route}`,
+    /// and the opt-in `http_server_request_body_size_bytes` and
+    /// `http_server_response_body_size_bytes`. `error_type` is the status code for 5xx,
+    /// `cancelled` for [`STATUS_CLIENT_CLOSED`], and empty otherwise (4xx are not server errors).
+    OpenTelemetry,
+}
+
+/// Configures [`HttpMetrics`]; made by [`HttpMetrics::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "nothing is registered until `build` is called"]
+pub struct HttpMetricsBuilder {
+    registry: Registry,
+    naming: Naming,
+    buckets: Buckets,
+    status_classes: bool,
+    unmatched_route: String,
+    excluded: Vec<String>,
+    body_sizes: bool,
+    series_cap: Option<usize>,
+}
+
+impl HttpMetricsBuilder {
+    /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
+    pub fn buckets(mut self, buckets: Buckets) -> Self {
+        self.buckets = buckets;
+        self
+    }
+
+    /// Labels statuses by class (`2xx`, `4xx`, ...) instead of by code. Defaults to codes.
+    pub fn status_classes(mut self, classes: bool) -> Self {
+        self.status_classes = classes;
+        self
+    }
+
+    /// Sets the route label of requests that no route matched. Defaults to
+    /// [`UNMATCHED_ROUTE`].
+    pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
+        self.unmatched_route = value.into();
+        self
+    }
+
+    /// Records nothing for requests to this route template (such as `/health`). Defaults to
+    /// none.
+    pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
+        self.excluded.push(route.into());
+        self
+    }
+
+    /// Also records request and response body sizes. Defaults to off.
+    pub fn body_sizes(mut self, on: bool) -> Self {
+        self.body_sizes = on;
+        self
+    }
+
+    /// Sets the series cap of each HTTP family. Defaults to the registry's.
+    pub fn series_cap(mut self, cap: usize) -> Self {
+        self.series_cap = Some(cap);
+        self
+    }
+
+    /// Registers the families (or finds those a previous build registered with the same
+    /// options) and returns the recorder. Building twice on one registry is fine: both
+    /// recorders record into the same series.
+    ///
+    /// # Errors
+    ///
+    /// A conflict with metrics already registered under the same names with another schema.
+    pub fn build(self) -> Result<HttpMetrics, Error> {
+        let r = &self.registry;
+        let cap = self.series_cap;
+        let (requests, duration, in_flight, request_size, response_size);
+        match self.naming {
+            Naming::Prometheus => {
+                requests = Some(
+                    capped(
+                        r.counter("http_requests", "HTTP requests served.")
+                            .labels(["method", "route", "status"]),
+                        cap,
+                    )
+                    .register()?,
+                );
+                in_flight = capped(
+                    r.gauge("http_requests_in_flight", "HTTP requests being served.")
+                        .labels(["method", "route"]),
+                    cap,
+                )
+                .register()?;
+                duration = capped(
+                    r.histogram(
+                        "http_request_duration",
+                        "Time to serve HTTP requests, until the response body ended.",
+                    )
+                    .unit("seconds")
+                    .buckets(self.buckets.clone())
+                    .labels(["method", "route", "status"]),
+                    cap,
+                )
+                .register()?;
+                (request_size, response_size) = if self.body_sizes {
+                    (
+                        Some(size_family(
+                            r,
+                            "http_request_size",
+                            "Sizes of HTTP request bodies.",
+                            &["method", "route"],
+                            self.series_cap,
+                        )?),
+                        Some(size_family(
+                            r,
+                            "http_response_size",
+                            "Sizes of HTTP response bodies.",
+                            &["method", "route"],
+                            self.series_cap,
+                        )?),
+                    )
+                } else {
+                    (None, None)
+                };
+            }
+            Naming::OpenTelemetry => {
+                requests = None;
+                in_flight = capped(
+                    r.gauge(
+                        "http_server_active_requests",
+                        "Number of active HTTP server requests.",
+                    )
+                    .labels(["http_request_method", "http_route"]),
+                    cap,
+                )
+                .register()?;
+                duration = capped(
+                    r.histogram(
+                        "http_server_request_duration",
+                        "Duration of HTTP server requests.",
+                    )
+                    .unit("seconds")
+                    .buckets(self.buckets.clone())
+                    .labels([
+                        "http_request_method",
+                        "http_route",
+                        "http_response_status_code",
+                        "error_type",
+                    ]),
+                    cap,
+                )
+                .register()?;
+                let labels = ["http_request_method", "http_route"];
+                (request_size, response_size) = if self.body_sizes {
+                    (
+                        Some(size_family(
+                            r,
+                            "http_server_request_body_size",
+                            "Size of HTTP server request bodies.",
+                            &labels,
+                            self.series_cap,
+                        )?),
+                        Some(size_family(
+                            r,
+                            "http_server_response_body_size",
+                            "Size of HTTP server response bodies.",
+                            &labels,
+                            self.series_cap,
+                        )?),
+                    )
+                } else {
+                    (None, None)
+                };
+            }
+        }
+        Ok(HttpMetrics {
+            inner: Arc::new(Inner {
+                naming: self.naming,
+                status_classes: self.status_classes,
+                unmatched: self.unmatched_route.into(),
+                excluded: self.excluded.into_iter().collect(),
+                requests,
+                duration,
+                in_flight,
+                request_size,
+                response_size,
+            }),
+        })
+    }
+}
+
+fn capped<M: crate::Metric>(
+    builder: crate::FamilyBuilder<'_, M>,
+    cap: Option<usize>,
+) -> crate::FamilyBuilder<'_, M> {
+    match cap {
+        Some(cap) => builder.series_cap(cap),
+        None => builder,
+    }
+}
+
+fn size_family(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    series_cap: Option<usize>,
+) -> Result<Family<Histogram>, Error> {
+    let builder = registry
+        .histogram(name, help)
+        .unit("bytes")
+        .buckets(Buckets::exponential(64.0, 4.0, 10)?)
+        .labels(labels.iter().copied());
+    capped(builder, series_cap).register()
+}
+
+/// Records the golden signals of HTTP requests into a registry. A cheap handle: clones share
+/// the same families.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    naming: Naming,
+    status_classes: bool,
+    unmatched: Arc<str>,
+    excluded: HashSet<String>,
+    requests: Option<Family<Counter>>,
+    duration: Family<Histogram>,
+    in_flight: Family<Gauge>,
+    request_size: Option<Family<Histogram>>,
+    response_size: Option<Family<Histogram>>,
+}
+
+impl HttpMetrics {
+    /// Starts configuring a recorder of `registry` (see [`HttpMetricsBuilder`] for defaults).
+    pub fn builder(registry: &Registry) -> HttpMetricsBuilder {
+        HttpMetricsBuilder {
+            registry: registry.clone(),
+            naming: Naming::default(),
+            buckets: Buckets::default(),
+            status_classes: false,
+            unmatched_route: UNMATCHED_ROUTE.to_owned(),
+            excluded: Vec::new(),
+            body_sizes: false,
+            series_cap: None,
+        }
+    }
+
+    /// The route label of requests that no route matched.
+    #[must_use]
+    pub fn unmatched_route(&self) -> &Arc<str> {
+        &self.inner.unmatched
+    }
+
+    /// A request arrives: counts it in flight now and returns the guard that records it.
+    /// `route` is the route template if already known (`None` for unmatched, or set it later
+    /// with [`RequestGuard::set_route`]).
+    #[must_use = "the request is recorded when the guard finishes or drops"]
+    pub fn start(&self, method: &str, route: Option<Arc<str>>) -> RequestGuard {
+        let method = normalize_method(method);
+        let route = route.unwrap_or_else(|| Arc::clone(&self.inner.unmatched));
+        let excluded = self.inner.excluded.contains(&*route);
+        let guard = RequestGuard {
+            metrics: (!excluded).then(|| Arc::clone(&self.inner)),
+            method,
+            route,
+            started: Instant::now(),
+            status: None,
+            request_bytes: 0,
+            response_bytes: 0,
+            upgraded: false,
+            recorded: false,
+        };
+        guard.in_flight(1);
+        guard
+    }
+}
+
+/// One request being served; records it when finished or dropped (see the [module
+/// docs](self) for what each ending records).
+#[derive(Debug)]
+pub struct RequestGuard {
+    /// `None` for an excluded route: nothing is recorded.
+    metrics: Option<Arc<Inner>>,
+    method: &'static str,
+    route: Arc<str>,
+    started: Instant,
+    status: Option<u16>,
+    request_bytes: u64,
+    response_bytes: u64,
+    upgraded: bool,
+    recorded: bool,
+}
+
+impl RequestGuard {
+    /// Sets the route once routing knows it (`None`: no route matched); the in-flight count
+    /// moves to the new route.
+    pub fn set_route(&mut self, route: Option<Arc<str>>) {
+        let Some(metrics) = self.metrics.clone() else {
+            return;
+        };
+        let route = route.unwrap_or_else(|| Arc::clone(&metrics.unmatched));
+        if route == self.route {
+            return;
+        }
+        self.in_flight(-1);
+        if metrics.excluded.contains(&*route) {
+            self.metrics = None;
+            return;
+        }
+        self.route = route;
+        self.in_flight(1);
+    }
+
+    /// The response started with this status.
+    pub fn response(&mut self, status: u16) {
+        self.status = Some(status);
+    }
+
+    /// The connection was upgraded (WebSocket): the request is counted but its time is not a
+    /// latency.
+    pub fn upgraded(&mut self) {
+        self.upgraded = true;
+    }
+
+    /// Adds bytes of the request body.
+    pub fn add_request_bytes(&mut self, n: u64) {
+        self.request_bytes = self.request_bytes.saturating_add(n);
+    }
+
+    /// Adds bytes of the response body.
+    pub fn add_response_bytes(&mut self, n: u64) {
+        self.response_bytes = self.response_bytes.saturating_add(n);
+    }
+
+    /// The response body ended: records the request.
+    pub fn finish(mut self) {
+        self.record();
+    }
+
+    fn in_flight(&self, delta: i64) {
+        if let Some(metrics) = &self.metrics {
+            // Label values are never refused: the family takes any string.
+            if let Ok(gauge) = metrics.in_flight.label_values(&[self.method, &self.route]) {
+                gauge.add(delta);
+            }
+        }
+    }
+
+    fn record(&mut self) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        self.in_flight(-1);
+        let Some(metrics) = self.metrics.as_deref() else {
+            return;
+        };
+        let status = if std::thread::panicking() {
+            STATUS_PANICKED
+        } else {
+            self.status.unwrap_or(STATUS_CLIENT_CLOSED)
+        };
+        let mut code = itoa::Buffer::new();
+        let class_digits;
+        let status_label: &str = if metrics.status_classes {
+            // Statuses are three digits (100 to 999); the class is the first and `xx`.
+            #[allow(clippy::cast_possible_truncation)]
+            let first = b'0' + (status / 100 % 10) as u8;
+            class_digits = [first, b'x', b'x'];
+            std::str::from_utf8(&class_digits).unwrap_or("xxx")
+        } else {
+            code.format(status)
+        };
+        let (method, route) = (self.method, &*self.route);
+        if let Some(requests) = &metrics.requests {
+            if let Ok(counter) = requests.label_values(&[method, route, status_label]) {
+                counter.inc();
+            }
+        }
+        // An upgraded connection's life is not a latency: it stays out of the histogram
+        // (with OpenTelemetry naming, whose request count is the histogram's, it is not
+        // counted either).
+        if !self.upgraded {
+            let mut error_code = itoa::Buffer::new();
+            let histogram = match metrics.naming {
+                Naming::Prometheus => metrics
+                    .duration
+                    .label_values(&[method, route, status_label]),
+                Naming::OpenTelemetry => {
+                    let error_type = match status {
+                        STATUS_CLIENT_CLOSED => "cancelled",
+                        500..=599 => error_code.format(status),
+                        _ => "",
+                    };
+                    metrics
+                        .duration
+                        .label_values(&[method, route, status_label, error_type])
+                }
+            };
+            if let Ok(histogram) = histogram {
+                histogram.observe_duration(self.started.elapsed());
+            }
+        }
+        #[allow(clippy::cast_precision_loss)]
+        for (family, bytes) in [
+            (&metrics.request_size, self.request_bytes),
+            (&metrics.response_size, self.response_bytes),
+        ] {
+            if let Some(Ok(h)) = family.as_ref().map(|f| f.label_values(&[method, route])) {
+                h.observe(bytes as f64);
+            }
+        }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(r: &str) -> Option<Arc<str>> {
+        Some(Arc::from(r))
+    }
+
+    fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        registry.get_sample_value(name, labels)
+    }
+
+    #[test]
+    fn standard_methods_stay_and_others_become_other() {
+        for m in [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ] {
+            assert_eq!(normalize_method(m), m);
+        }
+        for m in ["get", "PROPFIND", "", "G\u{0}T", "🚀", "QUERY"] {
+            assert_eq!(normalize_method(m), "_OTHER", "{m:?}");
+        }
+    }
+
+    #[test]
+    fn every_ending_is_counted_once_and_in_flight_returns_to_zero() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry).build().unwrap();
+        let r = "/items/{id}";
+
+        let mut done = metrics.start("GET", route(r));
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_in_flight",
+                &[("method", "GET"), ("route", r)]
+            ),
+            Some(1.0)
+        );
+        done.response(200);
+        done.finish();
+
+        drop(metrics.start("GET", route(r))); // the client went away before the response
+
+        let mut cut = metrics.start("GET", route(r));
+        cut.response(206);
+        drop(cut); // the client went away during the body
+
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut guard = metrics.start("GET", route(r));
+            guard.response(200); // headers were ready, then the body's handler panicked
+            panic!("handler bug");
+        }));
+        assert!(panicked.is_err());
+
+        let total = |status| {
+            value(
+                &registry,
+                "http_requests_total",
+                &[("method", "GET"), ("route", r), ("status", status)],
+            )
+        };
+        assert_eq!(total("200"), Some(1.0));
+        assert_eq!(total("499"), Some(1.0));
+        assert_eq!(total("206"), Some(1.0));
+        assert_eq!(total("500"), Some(1.0), "the panic");
+        let latency_count = |status| {
+            value(
+                &registry,
+                "http_request_duration_seconds_count",
+                &[("method", "GET"), ("route", r), ("status", status)],
+            )
+        };
+        assert_eq!(latency_count("499"), Some(1.0));
+        assert_eq!(latency_count("500"), Some(1.0));
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_in_flight",
+                &[("method", "GET"), ("route", r)]
+            ),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn upgraded_connections_are_counted_but_not_timed() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry).build().unwrap();
+        let mut ws = metrics.start("GET", route("/ws"));
+        ws.response(101);
+        ws.upgraded();
+        ws.finish();
+        let labels = [("method", "GET"), ("route", "/ws"), ("status", "101")];
+        assert_eq!(value(&registry, "http_requests_total", &labels), Some(1.0));
+        assert_eq!(
+            value(&registry, "http_request_duration_seconds_count", &labels),
+            None
+        );
+    }
+
+    #[test]
+    fn unmatched_excluded_and_moved_routes() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry)
+            .exclude_route("/health")
+            .unmatched_route("none")
+            .build()
+            .unwrap();
+        metrics.start("POST", None).finish();
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_total",
+                &[("method", "POST"), ("route", "none"), ("status", "499")]
+            ),
+            Some(1.0)
+        );
+        let mut health = metrics.start("GET", route("/health"));
+        health.response(200);
+        health.finish();
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_in_flight",
+                &[("method", "GET"), ("route", "/health")]
+            ),
+            None,
+            "an excluded route records nothing"
+        );
+        // Routing learned the route after the request started (actix): in flight moves.
+        let mut late = metrics.start("GET", None);
+        late.set_route(route("/late"));
+        let in_flight = |r| {
+            value(
+                &registry,
+                "http_requests_in_flight",
+                &[("method", "GET"), ("route", r)],
+            )
+        };
+        assert_eq!(in_flight("none"), Some(0.0));
+        assert_eq!(in_flight("/late"), Some(1.0));
+        late.set_route(route("/health")); // routed to an excluded route after all
+        assert_eq!(in_flight("/late"), Some(0.0));
+        late.finish();
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_total",
+                &[("method", "GET"), ("route", "/health"), ("status", "499")]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn statuses_can_be_grouped_into_classes() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry)
+            .status_classes(true)
+            .build()
+            .unwrap();
+        for status in [200, 204, 404, 503] {
+            let mut guard = metrics.start("GET", route("/"));
+            guard.response(status);
+            guard.finish();
+        }
+        let total = |status| {
+            value(
+                &registry,
+                "http_requests_total",
+                &[("method", "GET"), ("route", "/"), ("status", status)],
+            )
+        };
+        assert_eq!(total("2xx"), Some(2.0));
+        assert_eq!(total("4xx"), Some(1.0));
+        assert_eq!(total("5xx"), Some(1.0));
+    }
+
+    #[test]
+    fn opentelemetry_naming_uses_the_semantic_conventions() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry)
+            .naming(Naming::OpenTelemetry)
+            .body_sizes(true)
+            .build()
+            .unwrap();
+        for (status, bytes) in [(200, 10), (404, 20), (503, 30)] {
+            let mut guard = metrics.start("PUT", route("/doc"));
+            guard.add_request_bytes(bytes);
+            guard.response(status);
+            guard.finish();
+        }
+        drop(metrics.start("PUT", route("/doc")));
+        let count = |status, error| {
+            value(
+                &registry,
+                "http_server_request_duration_seconds_count",
+                &[
+                    ("http_request_method", "PUT"),
+                    ("http_route", "/doc"),
+                    ("http_response_status_code", status),
+                    ("error_type", error),
+                ],
+            )
+        };
+        assert_eq!(count("200", ""), Some(1.0));
+        assert_eq!(count("404", ""), Some(1.0), "4xx is not a server error");
+        assert_eq!(count("503", "503"), Some(1.0));
+        assert_eq!(count("499", "cancelled"), Some(1.0));
+        assert_eq!(
+            value(
+                &registry,
+                "http_server_active_requests",
+                &[("http_request_method", "PUT"), ("http_route", "/doc")]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &registry,
+                "http_server_request_body_size_bytes_sum",
+                &[("http_request_method", "PUT"), ("http_route", "/doc")]
+            ),
+            Some(60.0),
+            "one observation per request, with all its bytes"
+        );
+        assert_eq!(value(&registry, "http_requests_total", &[]), None);
+    }
+
+    #[test]
+    fn two_recorders_on_one_registry_share_series_and_two_registries_do_not() {
+        let (a, b) = (Registry::new(), Registry::new());
+        let first = HttpMetrics::builder(&a).build().unwrap();
+        let second = HttpMetrics::builder(&a).build().unwrap();
+        let other = HttpMetrics::builder(&b).build().unwrap();
+        for metrics in [&first, &second, &other] {
+            let mut guard = metrics.start("GET", route("/"));
+            guard.response(200);
+            guard.finish();
+        }
+        let labels = [("method", "GET"), ("route", "/"), ("status", "200")];
+        assert_eq!(value(&a, "http_requests_total", &labels), Some(2.0));
+        assert_eq!(value(&b, "http_requests_total", &labels), Some(1.0));
+        // Other options on the same registry are a typed conflict, not a panic.
+        let err = HttpMetrics::builder(&a)
+            .buckets(Buckets::new([1.0]).unwrap())
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    }
+
+    #[test]
+    fn hostile_methods_and_routes_never_panic_and_stay_bounded() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry)
+            .series_cap(50)
+            .build()
+            .unwrap();
+        for i in 0..2_000 {
+            let method = format!("M{i}\u{0}\n\"");
+            let path = format!("/{i}/\"\\\n{{}}");
+            let mut guard = metrics.start(&method, Some(Arc::from(path.as_str())));
+            guard.response(200);
+            guard.finish();
+        }
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_total",
+                &[
+                    ("method", "__overflow__"),
+                    ("route", "__overflow__"),
+                    ("status", "__overflow__")
+                ]
+            ),
+            Some(1_950.0),
+            "50 series, then the overflow: nothing lost, nothing unbounded"
+        );
+        let text = crate::encoding::text::encode(&registry);
+        assert!(
+            !text.contains("M1\u{0}"),
+            "methods are normalised before they are labels"
+        );
+    }
+}
