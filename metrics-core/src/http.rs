@@ -16,7 +16,8 @@
 //! | connection upgraded (WebSocket) | the response's (101) | no: the connection's life is not a latency (with [`Naming::OpenTelemetry`], whose request count is the histogram's, it is not counted either) |
 //!
 //! Every request is counted exactly once, and the in-flight gauge returns to zero in every
-//! case.
+//! case. A `405 Method Not Allowed` is counted under the unmatched route, with the requests no
+//! route matched (404s and fallbacks): no route took it.
 //!
 //! ```
 //! use metrics_core::http::HttpMetrics;
@@ -460,7 +461,13 @@ impl RequestGuard {
         } else {
             code.format(status)
         };
-        let (method, route) = (self.method, &*self.route);
+        // A 405 means no route took the method: it counts with the requests no route matched.
+        let route = if status == 405 {
+            &*metrics.unmatched
+        } else {
+            &*self.route
+        };
+        let method = self.method;
         if let Some(requests) = &metrics.requests {
             if let Ok(counter) = requests.label_values(&[method, route, status_label]) {
                 counter.inc();
@@ -660,6 +667,32 @@ mod tests {
                 &[("method", "GET"), ("route", "/health"), ("status", "499")]
             ),
             None
+        );
+    }
+
+    #[test]
+    fn a_405_counts_with_the_unmatched_requests() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry).build().unwrap();
+        let mut guard = metrics.start("DELETE", route("/users/{id}"));
+        guard.response(405);
+        guard.finish();
+        let total = |r| {
+            value(
+                &registry,
+                "http_requests_total",
+                &[("method", "DELETE"), ("route", r), ("status", "405")],
+            )
+        };
+        assert_eq!(total(UNMATCHED_ROUTE), Some(1.0));
+        assert_eq!(total("/users/{id}"), None);
+        assert_eq!(
+            value(
+                &registry,
+                "http_requests_in_flight",
+                &[("method", "DELETE"), ("route", "/users/{id}")]
+            ),
+            Some(0.0)
         );
     }
 

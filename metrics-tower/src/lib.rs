@@ -1,5 +1,69 @@
-//! Golden-signal HTTP metrics for axum and any tower HTTP service.
+//! Golden-signal HTTP metrics for axum and any tower HTTP service, in one line.
 //!
-//! **Not implemented yet.** `MetricsLayer` is tracked by the project's issue on metrics-tower;
-//! this crate exists so that the workspace has its final shape. It exports nothing today, so
-//! nothing can be used by mistake. Until then, record into [`metrics_core`] directly.
+//! # Quick start
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use metrics_tower::MetricsLayer;
+//! # use tower::ServiceExt as _;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let registry = metrics_core::Registry::new(); // or leave it out: the process-wide one
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "a user" }))
+//!     .layer(MetricsLayer::builder().registry(&registry).build().unwrap());
+//!
+//! # let request = http::Request::get("/users/42").body(axum::body::Body::empty()).unwrap();
+//! # let response = app.clone().oneshot(request).await.unwrap();
+//! # let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//! // After `GET /users/42`, the route is the template, never the raw path:
+//! let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
+//! assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(1.0));
+//! // And `GET /metrics` on the same app answers with the exposition.
+//! # }
+//! ```
+//!
+//! `.layer(MetricsLayer::new())` records into the process-wide registry with every default.
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | route labels from axum's `MatchedPath` |
+//!
+//! # What is recorded
+//!
+//! For every request, with the names and labels of [`metrics_core::http`] (Prometheus names
+//! by default, OpenTelemetry's with [`Naming::OpenTelemetry`](metrics_core::http::Naming)):
+//! `http_requests_total{method,route,status}`, `http_request_duration_seconds{method,route,status}`
+//! and `http_requests_in_flight{method,route}`, plus body sizes when asked.
+//!
+//! - **Route**: axum's `MatchedPath` (the full template, also under nested routers); a
+//!   [`RouteTemplater`](metrics_core::route::RouteTemplater) for services without one; else the
+//!   unmatched value, shared by every request no route matched (fallbacks, 404s, 405s). A raw
+//!   path never becomes a label value.
+//! - **Method**: the standard methods as they are, anything else `_OTHER`.
+//! - **Latency** runs until the response body ends or is dropped (the guard lives in the
+//!   body); [`MetricsLayerBuilder::headers_only`] stops it at the headers instead.
+//! - **Every request counts once**: a client that goes away before the response is `499`, a
+//!   panicking handler `500` (or whatever a `CatchPanicLayer` inside answers), an error from
+//!   the inner service `500`; the in-flight gauge always returns to zero. Upgraded connections
+//!   (WebSocket) are counted but kept out of the latency histogram.
+//!
+//! # The metrics endpoint
+//!
+//! `GET /metrics` (configurable, or off) is answered by the layer itself, in the format the
+//! client's `Accept` header asks for, without reaching your handlers and without being counted
+//! unless [`MetricsLayerBuilder::count_endpoint`] says so.
+//! [`MetricsLayerBuilder::endpoint_access`] decides who may read it.
+
+mod body;
+mod future;
+mod layer;
+mod service;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use layer::{EndpointAccess, EndpointRequest, MetricsLayer, MetricsLayerBuilder};
+pub use service::Metrics;

@@ -1,0 +1,102 @@
+//! [`ResponseBody`]: carries the request guard until the body ends or is dropped.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use metrics_core::http::RequestGuard;
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// The response body of [`Metrics`](crate::Metrics): the inner body, timed until it ends
+    /// or is dropped, or the metrics endpoint's body.
+    pub struct ResponseBody<B> {
+        #[pin]
+        kind: BodyKind<B>,
+        // The request is recorded when the body ends, or when this is dropped (a client that
+        // went away mid-body).
+        guard: Option<RequestGuard>,
+    }
+}
+
+pin_project! {
+    #[project = BodyProj]
+    enum BodyKind<B> {
+        Inner { #[pin] body: B },
+        Endpoint { #[pin] body: Full<Bytes> },
+    }
+}
+
+impl<B> std::fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody").finish_non_exhaustive()
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn metered(body: B, guard: Option<RequestGuard>) -> Self {
+        Self {
+            kind: BodyKind::Inner { body },
+            guard,
+        }
+    }
+
+    pub(crate) fn endpoint(body: Full<Bytes>, guard: Option<RequestGuard>) -> Self {
+        Self {
+            kind: BodyKind::Endpoint { body },
+            guard,
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = match this.kind.project() {
+            BodyProj::Inner { body } => ready!(body.poll_frame(cx)),
+            BodyProj::Endpoint { body } => {
+                ready!(body.poll_frame(cx)).map(|frame| frame.map_err(|e: Infallible| match e {}))
+            }
+        };
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(guard), Some(data)) = (this.guard.as_mut(), frame.data_ref()) {
+                    guard.add_response_bytes(data.len() as u64);
+                }
+            }
+            // The end, or an error that ends the body: the request is complete.
+            None | Some(Err(_)) => {
+                if let Some(guard) = this.guard.take() {
+                    guard.finish();
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            BodyKind::Inner { body } => body.is_end_stream(),
+            BodyKind::Endpoint { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            BodyKind::Inner { body } => body.size_hint(),
+            BodyKind::Endpoint { body } => body.size_hint(),
+        }
+    }
+}

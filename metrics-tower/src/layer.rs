@@ -1,0 +1,278 @@
+//! [`MetricsLayer`] and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Extensions, HeaderMap, Method, Uri};
+use metrics_core::http::{HttpMetrics, Naming};
+use metrics_core::route::RouteTemplater;
+use metrics_core::{Buckets, Error, Registry};
+use tower_layer::Layer;
+
+use crate::service::Metrics;
+
+/// Decides who may read the metrics endpoint. Closures taking an [`EndpointRequest`] and
+/// returning `bool` are hooks too.
+pub trait EndpointAccess: Send + Sync + 'static {
+    /// Whether this request may read the metrics (`false` answers 403).
+    fn allow(&self, request: &EndpointRequest<'_>) -> bool;
+}
+
+impl<F> EndpointAccess for F
+where
+    F: Fn(&EndpointRequest<'_>) -> bool + Send + Sync + 'static,
+{
+    fn allow(&self, request: &EndpointRequest<'_>) -> bool {
+        self(request)
+    }
+}
+
+/// What an [`EndpointAccess`] hook sees of a request to the metrics endpoint.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct EndpointRequest<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI.
+    pub uri: &'a Uri,
+    /// The headers (`Authorization`, ...).
+    pub headers: &'a HeaderMap,
+    /// The extensions (axum's `ConnectInfo`, ...).
+    pub extensions: &'a Extensions,
+}
+
+/// Records request rate, errors, latency and in-flight requests for every request through the
+/// service it wraps, and answers `GET /metrics`. See the [crate docs](crate).
+#[derive(Clone)]
+pub struct MetricsLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    /// The recorder, or why it could not be built (then requests pass unrecorded and the
+    /// endpoint answers 500 with the reason).
+    pub(crate) metrics: Result<HttpMetrics, Error>,
+    pub(crate) registry: Registry,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) count_endpoint: bool,
+    pub(crate) access: Option<Box<dyn EndpointAccess>>,
+    pub(crate) templater: Option<RouteTemplater>,
+    pub(crate) headers_only: bool,
+}
+
+impl fmt::Debug for MetricsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsLayer")
+            .field("metrics", &self.shared.metrics)
+            .field("endpoint", &self.shared.endpoint)
+            .field("headers_only", &self.shared.headers_only)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MetricsLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsLayer {
+    /// The layer with every default: the process-wide registry, Prometheus names, the
+    /// latency buckets of [`Buckets::LATENCY_SECONDS`], `/metrics` served.
+    ///
+    /// It never panics: if the registry already holds metrics of the same names with another
+    /// schema, requests pass through unrecorded and `/metrics` answers 500 with the reason.
+    /// Use [`builder`](Self::builder) and [`MetricsLayerBuilder::build`] to get that error.
+    #[must_use]
+    pub fn new() -> Self {
+        let builder = Self::builder();
+        let registry = builder.registry.clone();
+        builder.build().unwrap_or_else(|error| Self {
+            shared: Arc::new(Shared {
+                metrics: Err(error),
+                registry,
+                endpoint: Some("/metrics".to_owned()),
+                count_endpoint: false,
+                access: None,
+                templater: None,
+                headers_only: false,
+            }),
+        })
+    }
+
+    /// Starts configuring a layer.
+    pub fn builder() -> MetricsLayerBuilder {
+        MetricsLayerBuilder {
+            registry: Registry::global().clone(),
+            naming: Naming::default(),
+            buckets: None,
+            status_classes: false,
+            unmatched_route: None,
+            excluded: Vec::new(),
+            body_sizes: false,
+            series_cap: None,
+            endpoint: Some("/metrics".to_owned()),
+            count_endpoint: false,
+            access: None,
+            templater: None,
+            headers_only: false,
+        }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = Metrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Metrics::new(inner, Arc::clone(&self.shared))
+    }
+}
+
+/// Configures a [`MetricsLayer`]; made by [`MetricsLayer::builder`].
+#[must_use = "nothing is built until `build` is called"]
+pub struct MetricsLayerBuilder {
+    registry: Registry,
+    naming: Naming,
+    buckets: Option<Buckets>,
+    status_classes: bool,
+    unmatched_route: Option<String>,
+    excluded: Vec<String>,
+    body_sizes: bool,
+    series_cap: Option<usize>,
+    endpoint: Option<String>,
+    count_endpoint: bool,
+    access: Option<Box<dyn EndpointAccess>>,
+    templater: Option<RouteTemplater>,
+    headers_only: bool,
+}
+
+impl fmt::Debug for MetricsLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsLayerBuilder")
+            .field("registry", &self.registry)
+            .field("naming", &self.naming)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsLayerBuilder {
+    /// Records into this registry (a sub-registry view applies its prefix and labels).
+    /// Defaults to [`Registry::global`].
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = registry.clone();
+        self
+    }
+
+    /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
+    pub fn buckets(mut self, buckets: Buckets) -> Self {
+        self.buckets = Some(buckets);
+        self
+    }
+
+    /// Labels statuses `2xx`, `4xx`, ... instead of by code. Defaults to codes.
+    pub fn status_classes(mut self, classes: bool) -> Self {
+        self.status_classes = classes;
+        self
+    }
+
+    /// Sets the route label of requests no route matched. Defaults to
+    /// [`metrics_core::route::UNMATCHED_ROUTE`].
+    pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
+        self.unmatched_route = Some(value.into());
+        self
+    }
+
+    /// Records nothing for this route template (such as `/health`). Defaults to none.
+    pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
+        self.excluded.push(route.into());
+        self
+    }
+
+    /// Also records request and response body sizes. Defaults to off.
+    pub fn body_sizes(mut self, on: bool) -> Self {
+        self.body_sizes = on;
+        self
+    }
+
+    /// Sets the series cap of each HTTP family. Defaults to the registry's.
+    pub fn series_cap(mut self, cap: usize) -> Self {
+        self.series_cap = Some(cap);
+        self
+    }
+
+    /// Sets the path of the metrics endpoint, or `None` to serve none. Defaults to
+    /// `/metrics`.
+    pub fn endpoint(mut self, path: Option<&str>) -> Self {
+        self.endpoint = path.map(str::to_owned);
+        self
+    }
+
+    /// Whether requests to the metrics endpoint are recorded too. Defaults to no.
+    pub fn count_endpoint(mut self, count: bool) -> Self {
+        self.count_endpoint = count;
+        self
+    }
+
+    /// Lets a hook decide who may read the endpoint; others get 403. Defaults to everyone.
+    pub fn endpoint_access(mut self, hook: impl EndpointAccess) -> Self {
+        self.access = Some(Box::new(hook));
+        self
+    }
+
+    /// Templates routes from raw paths, for services whose router does not name routes
+    /// (a plain hyper service). With the `axum` feature, axum's `MatchedPath` comes first.
+    /// Defaults to none: requests without a named route share the unmatched route label.
+    pub fn route_templater(mut self, templater: RouteTemplater) -> Self {
+        self.templater = Some(templater);
+        self
+    }
+
+    /// Stops the clock when the response headers are ready instead of when the body ends.
+    /// Defaults to off: latency covers the whole body.
+    pub fn headers_only(mut self, on: bool) -> Self {
+        self.headers_only = on;
+        self
+    }
+
+    /// Registers the HTTP metrics and builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// A conflict with metrics registered before under the same names with another schema.
+    pub fn build(self) -> Result<MetricsLayer, Error> {
+        let mut metrics = HttpMetrics::builder(&self.registry)
+            .naming(self.naming)
+            .status_classes(self.status_classes)
+            .body_sizes(self.body_sizes);
+        if let Some(buckets) = self.buckets {
+            metrics = metrics.buckets(buckets);
+        }
+        if let Some(value) = self.unmatched_route {
+            metrics = metrics.unmatched_route(value);
+        }
+        for route in self.excluded {
+            metrics = metrics.exclude_route(route);
+        }
+        if let Some(cap) = self.series_cap {
+            metrics = metrics.series_cap(cap);
+        }
+        Ok(MetricsLayer {
+            shared: Arc::new(Shared {
+                metrics: Ok(metrics.build()?),
+                registry: self.registry,
+                endpoint: self.endpoint,
+                count_endpoint: self.count_endpoint,
+                access: self.access,
+                templater: self.templater,
+                headers_only: self.headers_only,
+            }),
+        })
+    }
+}

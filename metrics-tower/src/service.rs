@@ -1,0 +1,143 @@
+//! [`Metrics`]: the service a [`MetricsLayer`](crate::MetricsLayer) wraps around yours.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use metrics_core::encoding::Format;
+use metrics_core::http::RequestGuard;
+use metrics_core::route::UNMATCHED_ROUTE;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::future::ResponseFuture;
+use crate::layer::{EndpointRequest, Shared};
+
+/// Records every request through `S`; made by [`MetricsLayer`](crate::MetricsLayer).
+#[derive(Clone)]
+pub struct Metrics<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for Metrics<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Metrics<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The response of the metrics endpoint, when this request is for it.
+    fn endpoint<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+        let path = self.shared.endpoint.as_deref()?;
+        if request.uri().path() != path {
+            return None;
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".to_owned());
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return Some(response);
+        }
+        if let Some(access) = &self.shared.access {
+            let view = EndpointRequest {
+                method: request.method(),
+                uri: request.uri(),
+                headers: request.headers(),
+                extensions: request.extensions(),
+            };
+            if !access.allow(&view) {
+                return Some(plain(StatusCode::FORBIDDEN, "forbidden\n".to_owned()));
+            }
+        }
+        if let Err(error) = &self.shared.metrics {
+            return Some(plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the HTTP metrics could not be registered: {error}\n"),
+            ));
+        }
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let format = Format::from_accept(accept);
+        let body = if request.method() == Method::HEAD {
+            Bytes::new()
+        } else {
+            Bytes::from(format.encode(&self.shared.registry))
+        };
+        let mut response = Response::new(Full::new(body));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        Some(response)
+    }
+
+    fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {
+        let metrics = self.shared.metrics.as_ref().ok()?;
+        Some(metrics.start(request.method().as_str(), self.route(request)))
+    }
+
+    /// The route template: axum's `MatchedPath`, then the templater, else unmatched.
+    fn route<B>(&self, request: &Request<B>) -> Option<Arc<str>> {
+        #[cfg(feature = "axum")]
+        if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
+            return Some(Arc::from(matched.as_str()));
+        }
+        let templater = self.shared.templater.as_ref()?;
+        let template = templater.template(request.uri().path());
+        (template != UNMATCHED_ROUTE).then(|| Arc::from(template))
+    }
+}
+
+fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metrics<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if let Some(response) = self.endpoint(&request) {
+            let guard = if self.shared.count_endpoint {
+                self.start(&request).map(|mut guard| {
+                    guard.response(response.status().as_u16());
+                    guard
+                })
+            } else {
+                None
+            };
+            return ResponseFuture::endpoint(response, guard);
+        }
+        let guard = self.start(&request);
+        ResponseFuture::metered(self.inner.call(request), guard, self.shared.headers_only)
+    }
+}

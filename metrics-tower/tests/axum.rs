@@ -1,0 +1,381 @@
+//! metrics-tower on real axum routers, through `ServiceExt::oneshot`: every point of the
+//! golden signals, for the cases that peers get wrong.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use futures_util::stream;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use metrics_core::http::Naming;
+use metrics_core::route::{RouteTemplater, UNMATCHED_ROUTE};
+use metrics_core::Registry;
+use metrics_tower::MetricsLayer;
+use tower::ServiceExt as _;
+
+fn layer(registry: &Registry) -> MetricsLayer {
+    MetricsLayer::builder().registry(registry).build().unwrap()
+}
+
+fn app(registry: &Registry) -> Router {
+    Router::new()
+        .route(
+            "/users/{id}",
+            get(|| async { "user" }).post(|| async { "created" }),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/error",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                // Five chunks, 40 ms apart: 160 ms at least between the first and the last.
+                let chunks = stream::unfold(0u8, |i| async move {
+                    if i == 5 {
+                        return None;
+                    }
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(40)).await;
+                    }
+                    Some((Ok::<_, Infallible>(Bytes::from(vec![b'x'; 100])), i + 1))
+                });
+                Body::from_stream(chunks)
+            }),
+        )
+        .route(
+            "/panic",
+            get(|| async {
+                panic!("handler bug");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        )
+        .nest(
+            "/api",
+            Router::new().nest(
+                "/v1",
+                Router::new().route("/orders/{order_id}", get(|| async { "order" })),
+            ),
+        )
+        .layer(layer(registry))
+}
+
+async fn send(app: &Router, method: &str, uri: &str) -> (StatusCode, Bytes) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+fn total(registry: &Registry, method: &str, route: &str, status: &str) -> Option<f64> {
+    registry.get_sample_value(
+        "http_requests_total",
+        &[("method", method), ("route", route), ("status", status)],
+    )
+}
+
+fn in_flight(registry: &Registry, method: &str, route: &str) -> Option<f64> {
+    registry.get_sample_value(
+        "http_requests_in_flight",
+        &[("method", method), ("route", route)],
+    )
+}
+
+#[tokio::test]
+async fn routes_are_templates_under_nesting_and_methods_are_normalised() {
+    let registry = Registry::new();
+    let app = app(&registry);
+    assert_eq!(send(&app, "GET", "/users/42").await.0, StatusCode::OK);
+    assert_eq!(send(&app, "POST", "/users/43").await.0, StatusCode::OK);
+    assert_eq!(send(&app, "HEAD", "/users/44").await.0, StatusCode::OK);
+    assert_eq!(
+        send(&app, "GET", "/api/v1/orders/7").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, "PROPFIND", "/users/45").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        send(&app, "GET", "/error").await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(1.0));
+    assert_eq!(total(&registry, "POST", "/users/{id}", "200"), Some(1.0));
+    assert_eq!(total(&registry, "HEAD", "/users/{id}", "200"), Some(1.0));
+    assert_eq!(
+        total(&registry, "GET", "/api/v1/orders/{order_id}", "200"),
+        Some(1.0),
+        "the full template under nested routers"
+    );
+    assert_eq!(
+        total(&registry, "_OTHER", UNMATCHED_ROUTE, "405"),
+        Some(1.0)
+    );
+    assert_eq!(total(&registry, "GET", "/error", "500"), Some(1.0));
+    let text = metrics_core::encoding::text::encode(&registry);
+    assert!(!text.contains("/users/42"), "no raw path in any label");
+    assert_eq!(in_flight(&registry, "GET", "/users/{id}"), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_flood_of_random_unmatched_paths_adds_a_constant_number_of_series() {
+    let registry = Registry::new();
+    let app = app(&registry);
+    for i in 0..10_000u32 {
+        let path = format!("/scan/{:x}/{}.php", i.wrapping_mul(2_654_435_761), i);
+        assert_eq!(send(&app, "GET", &path).await.0, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "404"),
+        Some(10_000.0)
+    );
+    let series = metrics_core::encoding::text::encode(&registry)
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .count();
+    assert_eq!(series, 1, "one series for ten thousand paths");
+}
+
+#[tokio::test]
+async fn latency_covers_the_whole_streaming_body() {
+    let registry = Registry::new();
+    let app = app(&registry);
+    let (status, body) = send(&app, "GET", "/stream").await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 500));
+    let sum = registry
+        .get_sample_value(
+            "http_request_duration_seconds_sum",
+            &[("method", "GET"), ("route", "/stream"), ("status", "200")],
+        )
+        .unwrap();
+    assert!(sum >= 0.16, "the clock ran until the last chunk: {sum}");
+}
+
+#[tokio::test]
+async fn a_client_that_aborts_mid_body_is_counted_and_leaves_nothing_in_flight() {
+    let registry = Registry::new();
+    let app = app(&registry);
+    let request = Request::get("/stream").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        in_flight(&registry, "GET", "/stream"),
+        Some(1.0),
+        "the body is still going"
+    );
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap().len(), 100);
+    drop(body); // the client goes away
+    assert_eq!(total(&registry, "GET", "/stream", "200"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/stream"), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_dropped_request_future_counts_as_499() {
+    let registry = Registry::new();
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                "late"
+            }),
+        )
+        .layer(layer(&registry));
+    let request = Request::get("/slow").body(Body::empty()).unwrap();
+    let timed_out = tokio::time::timeout(Duration::from_millis(50), app.oneshot(request)).await;
+    assert!(
+        timed_out.is_err(),
+        "the future was dropped before the response"
+    );
+    assert_eq!(total(&registry, "GET", "/slow", "499"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/slow"), Some(0.0));
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_counted_with_or_without_catch_panic() {
+    let registry = Registry::new();
+    let plain = app(&registry);
+    let request = Request::get("/panic").body(Body::empty()).unwrap();
+    let joined = tokio::spawn(async move { plain.oneshot(request).await }).await;
+    assert!(joined.is_err(), "the panic reached the task");
+    assert_eq!(total(&registry, "GET", "/panic", "500"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/panic"), Some(0.0));
+
+    let caught_registry = Registry::new();
+    let caught = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                panic!("handler bug");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        )
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(layer(&caught_registry));
+    let (status, _) = send(&caught, "GET", "/panic").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(total(&caught_registry, "GET", "/panic", "500"), Some(1.0));
+}
+
+#[tokio::test]
+async fn the_endpoint_serves_negotiated_metrics_without_counting_itself() {
+    let registry = Registry::new();
+    let app = app(&registry);
+    send(&app, "GET", "/users/1").await;
+    let (status, body) = send(&app, "GET", "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        text.contains("http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 1")
+    );
+    assert_eq!(
+        total(&registry, "GET", "/metrics", "200"),
+        None,
+        "not counted"
+    );
+    assert_eq!(total(&registry, "GET", UNMATCHED_ROUTE, "200"), None);
+
+    let request = Request::get("/metrics")
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        metrics_core::encoding::openmetrics::CONTENT_TYPE
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.ends_with(b"# EOF\n"));
+    assert_eq!(
+        send(&app, "POST", "/metrics").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn the_endpoint_can_be_guarded_moved_counted_or_turned_off() {
+    let registry = Registry::new();
+    let guarded = Router::new().route("/", get(|| async { "home" })).layer(
+        MetricsLayer::builder()
+            .registry(&registry)
+            .endpoint(Some("/internal/metrics"))
+            .count_endpoint(true)
+            .endpoint_access(|request: &metrics_tower::EndpointRequest<'_>| {
+                request
+                    .headers
+                    .get("x-token")
+                    .is_some_and(|v| v == "s3cret")
+            })
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(
+        send(&guarded, "GET", "/internal/metrics").await.0,
+        StatusCode::FORBIDDEN
+    );
+    let request = Request::get("/internal/metrics")
+        .header("x-token", "s3cret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        guarded.clone().oneshot(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&guarded, "GET", "/metrics").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "403"),
+        Some(1.0),
+        "counted when asked"
+    );
+
+    let other = Registry::new();
+    let off = Router::new().route("/", get(|| async { "home" })).layer(
+        MetricsLayer::builder()
+            .registry(&other)
+            .endpoint(None)
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(
+        send(&off, "GET", "/metrics").await.0,
+        StatusCode::NOT_FOUND,
+        "reaches the app"
+    );
+}
+
+#[tokio::test]
+async fn excluded_routes_options_and_two_registries() {
+    let (a, b) = (Registry::new(), Registry::new());
+    let first = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/users/{id}", get(|| async { "user" }))
+        .layer(
+            MetricsLayer::builder()
+                .registry(&a)
+                .exclude_route("/health")
+                .status_classes(true)
+                .naming(Naming::Prometheus)
+                .build()
+                .unwrap(),
+        );
+    let second = app(&b);
+    send(&first, "GET", "/health").await;
+    send(&first, "GET", "/users/1").await;
+    send(&second, "GET", "/users/1").await;
+    send(&second, "GET", "/users/2").await;
+    assert_eq!(total(&a, "GET", "/health", "2xx"), None);
+    assert_eq!(total(&a, "GET", "/users/{id}", "2xx"), Some(1.0));
+    assert_eq!(total(&b, "GET", "/users/{id}", "200"), Some(2.0));
+    // A second layer on the same registry with the same options: no panic, same series.
+    let again = app(&b);
+    send(&again, "GET", "/users/3").await;
+    assert_eq!(total(&b, "GET", "/users/{id}", "200"), Some(3.0));
+}
+
+#[tokio::test]
+async fn a_plain_tower_service_gets_routes_from_the_templater() {
+    let registry = Registry::new();
+    let service = tower::ServiceBuilder::new()
+        .layer(
+            MetricsLayer::builder()
+                .registry(&registry)
+                .route_templater(RouteTemplater::new().pattern("/files/{*path}").unwrap())
+                .build()
+                .unwrap(),
+        )
+        .service_fn(|_request: Request<Body>| async {
+            Ok::<_, Infallible>(http::Response::new(Body::from("hi")))
+        });
+    for path in ["/orders/123", "/orders/456", "/files/a/b.txt", "/about"] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+    assert_eq!(total(&registry, "GET", "/orders/{id}", "200"), Some(2.0));
+    assert_eq!(total(&registry, "GET", "/files/{*path}", "200"), Some(1.0));
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "200"),
+        Some(1.0),
+        "a raw path"
+    );
+}
