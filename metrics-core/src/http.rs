@@ -355,7 +355,7 @@ impl HttpMetrics {
             route,
             started: Instant::now(),
             status: None,
-            request_bytes: 0,
+            request_bytes: None,
             response_bytes: 0,
             upgraded: false,
             recorded: false,
@@ -375,7 +375,8 @@ pub struct RequestGuard {
     route: Arc<str>,
     started: Instant,
     status: Option<u16>,
-    request_bytes: u64,
+    /// `None` until the adapter knows the request body's size.
+    request_bytes: Option<u64>,
     response_bytes: u64,
     upgraded: bool,
     recorded: bool,
@@ -412,9 +413,10 @@ impl RequestGuard {
         self.upgraded = true;
     }
 
-    /// Adds bytes of the request body.
+    /// Adds bytes of the request body. A request whose body size was never given records no
+    /// request size.
     pub fn add_request_bytes(&mut self, n: u64) {
-        self.request_bytes = self.request_bytes.saturating_add(n);
+        self.request_bytes = Some(self.request_bytes.unwrap_or(0).saturating_add(n));
     }
 
     /// Adds bytes of the response body.
@@ -500,10 +502,13 @@ impl RequestGuard {
         #[allow(clippy::cast_precision_loss)]
         for (family, bytes) in [
             (&metrics.request_size, self.request_bytes),
-            (&metrics.response_size, self.response_bytes),
+            (&metrics.response_size, Some(self.response_bytes)),
         ] {
-            if let Some(Ok(h)) = family.as_ref().map(|f| f.label_values(&[method, route])) {
-                h.observe(bytes as f64);
+            let (Some(family), Some(bytes)) = (family, bytes) else {
+                continue;
+            };
+            if let Ok(histogram) = family.label_values(&[method, route]) {
+                histogram.observe(bytes as f64);
             }
         }
     }

@@ -195,7 +195,9 @@ impl MetricsLayerBuilder {
         self
     }
 
-    /// Also records request and response body sizes. Defaults to off.
+    /// Also records body sizes: the response's real bytes, counted as they pass, and the
+    /// request's declared `Content-Length` (requests without one, such as chunked uploads,
+    /// record no request size). Defaults to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
         self.body_sizes = on;
         self

@@ -87,7 +87,18 @@ impl<S> Metrics<S> {
 
     fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {
         let metrics = self.shared.metrics.as_ref().ok()?;
-        Some(metrics.start(request.method().as_str(), self.route(request)))
+        let mut guard = metrics.start(request.method().as_str(), self.route(request));
+        // The request body is measured by its declared length: wrapping it would change the
+        // request type the inner service accepts. Chunked bodies record no request size.
+        if let Some(length) = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            guard.add_request_bytes(length);
+        }
+        Some(guard)
     }
 
     /// The route template: axum's `MatchedPath`, then the templater, else unmatched.

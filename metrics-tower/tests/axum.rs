@@ -379,3 +379,73 @@ async fn a_plain_tower_service_gets_routes_from_the_templater() {
         "a raw path"
     );
 }
+
+#[tokio::test]
+async fn body_sizes_count_the_response_bytes_and_the_declared_request_length() {
+    let registry = Registry::new();
+    let app = Router::new()
+        .route(
+            "/echo",
+            axum::routing::post(|body: Bytes| async move { body }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = stream::iter(
+                    (0..4).map(|_| Ok::<_, Infallible>(Bytes::from_static(b"0123456789"))),
+                );
+                Body::from_stream(chunks)
+            }),
+        )
+        .layer(
+            MetricsLayer::builder()
+                .registry(&registry)
+                .body_sizes(true)
+                .build()
+                .unwrap(),
+        );
+    let request = Request::post("/echo")
+        .header("content-length", "5")
+        .body(Body::from("hello"))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "hello"
+    );
+    let chunked = Request::post("/echo")
+        .body(Body::from_stream(stream::iter([Ok::<_, Infallible>(
+            Bytes::from("abc"),
+        )])))
+        .unwrap();
+    app.clone()
+        .oneshot(chunked)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    send(&app, "GET", "/stream").await;
+
+    let size = |name: &str, method: &str, route: &str| {
+        let labels = [("method", method), ("route", route)];
+        (
+            registry.get_sample_value(&format!("{name}_sum"), &labels),
+            registry.get_sample_value(&format!("{name}_count"), &labels),
+        )
+    };
+    assert_eq!(
+        size("http_response_size_bytes", "GET", "/stream"),
+        (Some(40.0), Some(1.0))
+    );
+    assert_eq!(
+        size("http_response_size_bytes", "POST", "/echo"),
+        (Some(8.0), Some(2.0))
+    );
+    assert_eq!(
+        size("http_request_size_bytes", "POST", "/echo"),
+        (Some(5.0), Some(1.0)),
+        "the chunked upload has no declared length and records no size"
+    );
+}
