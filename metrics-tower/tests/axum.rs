@@ -449,3 +449,64 @@ async fn body_sizes_count_the_response_bytes_and_the_declared_request_length() {
         "the chunked upload has no declared length and records no size"
     );
 }
+
+#[tokio::test]
+async fn headers_only_stops_the_clock_at_the_headers() {
+    let registry = Registry::new();
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = stream::unfold(0u8, |i| async move {
+                    if i == 3 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((Ok::<_, Infallible>(Bytes::from_static(b"chunk")), i + 1))
+                });
+                Body::from_stream(chunks)
+            }),
+        )
+        .layer(
+            MetricsLayer::builder()
+                .registry(&registry)
+                .headers_only(true)
+                .build()
+                .unwrap(),
+        );
+    let request = Request::get("/stream").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    // Recorded as soon as the headers were ready, before any of the body was read.
+    assert_eq!(total(&registry, "GET", "/stream", "200"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/stream"), Some(0.0));
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), 15);
+    let sum = registry
+        .get_sample_value(
+            "http_request_duration_seconds_sum",
+            &[("method", "GET"), ("route", "/stream"), ("status", "200")],
+        )
+        .unwrap();
+    assert!(sum < 0.3, "the 300 ms body is not in the latency: {sum}");
+}
+
+#[tokio::test]
+async fn errors_from_the_inner_service_are_counted_as_500() {
+    let registry = Registry::new();
+    let failing = tower::ServiceBuilder::new()
+        .layer(
+            MetricsLayer::builder()
+                .registry(&registry)
+                .route_templater(RouteTemplater::new().pattern("/jobs/{id}").unwrap())
+                .build()
+                .unwrap(),
+        )
+        .service_fn(|_request: Request<Body>| async {
+            Err::<http::Response<Body>, _>(std::io::Error::other("backend down"))
+        });
+    let request = Request::get("/jobs/7").body(Body::empty()).unwrap();
+    let error = failing.oneshot(request).await.unwrap_err();
+    assert_eq!(error.to_string(), "backend down");
+    assert_eq!(total(&registry, "GET", "/jobs/{id}", "500"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/jobs/{id}"), Some(0.0));
+}
