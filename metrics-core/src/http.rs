@@ -39,7 +39,6 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -264,7 +263,7 @@ impl HttpMetricsBuilder {
                 naming: self.naming,
                 status_classes: self.status_classes,
                 unmatched: self.unmatched_route.into(),
-                excluded: self.excluded.into_iter().collect(),
+                excluded: self.excluded.into_iter().map(Into::into).collect(),
                 requests,
                 duration,
                 in_flight,
@@ -312,12 +311,19 @@ struct Inner {
     naming: Naming,
     status_classes: bool,
     unmatched: Arc<str>,
-    excluded: HashSet<String>,
+    /// Usually empty or a few routes: a scan beats hashing every request's route.
+    excluded: Box<[Box<str>]>,
     requests: Option<Family<Counter>>,
     duration: Family<Histogram>,
     in_flight: Family<Gauge>,
     request_size: Option<Family<Histogram>>,
     response_size: Option<Family<Histogram>>,
+}
+
+impl Inner {
+    fn is_excluded(&self, route: &str) -> bool {
+        self.excluded.iter().any(|excluded| **excluded == *route)
+    }
 }
 
 impl HttpMetrics {
@@ -348,7 +354,7 @@ impl HttpMetrics {
     pub fn start(&self, method: &str, route: Option<Arc<str>>) -> RequestGuard {
         let method = normalize_method(method);
         let route = route.unwrap_or_else(|| Arc::clone(&self.inner.unmatched));
-        let excluded = self.inner.excluded.contains(&*route);
+        let excluded = self.inner.is_excluded(&route);
         let guard = RequestGuard {
             metrics: (!excluded).then(|| Arc::clone(&self.inner)),
             method,
@@ -394,7 +400,7 @@ impl RequestGuard {
             return;
         }
         self.in_flight(-1);
-        if metrics.excluded.contains(&*route) {
+        if metrics.is_excluded(&route) {
             self.metrics = None;
             return;
         }
