@@ -1,0 +1,85 @@
+//! The routes of the example service, as a library so that the end-to-end test can serve the
+//! very same app.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use metrics_core::Registry;
+use metrics_tower::MetricsLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// The example's routes, recorded into `registry` and served with `/metrics`:
+///
+/// | route | answers |
+/// |---|---|
+/// | `/` | a greeting |
+/// | `/users/{id}` | a user |
+/// | `/users/{id}/orders/{order_id}` | an order |
+/// | `/slow` | after 50 to 200 ms |
+/// | `/error` | 500 |
+/// | `/panic` | panics (caught: 500) |
+/// | `/stream` | 5 chunks over about 500 ms |
+///
+/// # Errors
+///
+/// A conflict with metrics already in `registry` under the HTTP metric names.
+pub fn app(registry: &Registry) -> Result<Router, metrics_core::Error> {
+    let metrics = MetricsLayer::builder().registry(registry).build()?;
+    Ok(Router::new()
+        .route("/", get(|| async { "Welcome to the vitals example.\n" }))
+        .route(
+            "/users/{id}",
+            get(|Path(id): Path<String>| async move { format!("user {id}\n") }),
+        )
+        .route(
+            "/users/{id}/orders/{order_id}",
+            get(|Path((id, order)): Path<(String, String)>| async move {
+                format!("order {order} of user {id}\n")
+            }),
+        )
+        .route("/slow", get(slow))
+        .route(
+            "/error",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "failed\n") }),
+        )
+        .route("/panic", get(panics))
+        .route("/stream", get(stream))
+        // Inside the metrics layer: a panic becomes the 500 the layer records.
+        .layer(CatchPanicLayer::new())
+        .layer(metrics))
+}
+
+async fn slow() -> &'static str {
+    // 50 to 200 ms, varied by the clock's nanoseconds.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    tokio::time::sleep(Duration::from_millis(50 + u64::from(nanos % 151))).await;
+    "slow, but here\n"
+}
+
+#[allow(clippy::unused_async)]
+async fn panics() -> &'static str {
+    panic!("the /panic handler panics, as promised")
+}
+
+async fn stream() -> Body {
+    // Five chunks, 100 ms apart: about 500 ms of body, all of it in the latency.
+    let chunks = futures_util::stream::unfold(0u8, |i| async move {
+        if i == 5 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, Infallible>(Bytes::from(format!("chunk {}\n", i + 1))),
+            i + 1,
+        ))
+    });
+    Body::from_stream(chunks)
+}

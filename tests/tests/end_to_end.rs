@@ -1,0 +1,128 @@
+//! The end-to-end proof: the example axum app, scraped by a real Prometheus, answers the four
+//! golden-signal queries with the traffic that was sent.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use metrics_core::Registry;
+use vitals_tests::http::get;
+use vitals_tests::prometheus::PrometheusServer;
+
+/// The request mix: path, how many times, expected status.
+const TRAFFIC: &[(&str, usize, u16)] = &[
+    ("/", 10, 200),
+    ("/users/1", 8, 200),
+    ("/users/2", 7, 200),
+    ("/users/3/orders/9", 5, 200),
+    ("/error", 4, 500),
+    ("/panic", 2, 500),
+    ("/slow", 6, 200),
+    ("/stream", 2, 200),
+    ("/no/such/page", 3, 404),
+    ("/wp-login.php", 3, 404),
+];
+
+/// Sends the requests of the mix whose rank (per path) falls in `range(times)`.
+fn send_traffic(app: SocketAddr, range: impl Fn(usize) -> std::ops::Range<usize>) {
+    for &(path, times, status) in TRAFFIC {
+        for _ in range(times) {
+            let response = get(app, path, &[]).expect("the app answers");
+            assert_eq!(response.status, status, "{path}");
+        }
+    }
+}
+
+fn first(results: &[(String, f64)]) -> f64 {
+    results.first().map_or(f64::NAN, |r| r.1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_sees_the_golden_signals_of_the_traffic_sent() {
+    let registry = Registry::new();
+    let app = axum_app::app(&registry).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let total: usize = TRAFFIC.iter().map(|t| t.1).sum();
+    let errors: usize = TRAFFIC.iter().filter(|t| t.2 >= 500).map(|t| t.1).sum();
+    let answers = tokio::task::spawn_blocking(move || {
+        let prometheus = PrometheusServer::start(&[address], Duration::from_millis(500));
+        let within = Duration::from_secs(60);
+        // One request per path first, and a scrape of them: a series that first appears with
+        // its final value has no increase for `rate()` to see.
+        send_traffic(address, |_| 0..1);
+        #[allow(clippy::cast_precision_loss)]
+        let first_phase = TRAFFIC.len() as f64;
+        prometheus.wait_for("sum(http_requests_total{job=\"vitals\"})", within, |v| v == first_phase);
+        send_traffic(address, |times| 1..times);
+        // Wait until a scrape after the traffic has landed.
+        #[allow(clippy::cast_precision_loss)]
+        let sent = total as f64;
+        let all = prometheus.wait_for("sum(http_requests_total{job=\"vitals\"})", within, |v| v == sent);
+        let by_route = prometheus.query("sum by (route) (http_requests_total{job=\"vitals\"})");
+        let rate = prometheus.wait_for(
+            "sum(rate(http_requests_total{job=\"vitals\",route=\"/users/{id}\"}[1m]))",
+            within,
+            |v| v > 0.0,
+        );
+        let error_ratio = prometheus.query(
+            "sum(http_requests_total{job=\"vitals\",status=~\"5..\"}) / sum(http_requests_total{job=\"vitals\"})",
+        );
+        let slow_p99 = prometheus.query(
+            "histogram_quantile(0.99, sum by (le) (http_request_duration_seconds_bucket{job=\"vitals\",route=\"/slow\"}))",
+        );
+        let stream_p50 = prometheus.query(
+            "histogram_quantile(0.5, sum by (le) (http_request_duration_seconds_bucket{job=\"vitals\",route=\"/stream\"}))",
+        );
+        let in_flight = prometheus.query("sum(http_requests_in_flight{job=\"vitals\"})");
+        (all, by_route, rate, error_ratio, slow_p99, stream_p50, in_flight)
+    })
+    .await
+    .unwrap();
+    let (all, by_route, rate, error_ratio, slow_p99, stream_p50, in_flight) = answers;
+
+    // Traffic: every request counted once, by route template.
+    #[allow(clippy::cast_precision_loss)]
+    let expected_total = total as f64;
+    assert_eq!(first(&all), expected_total, "{all:?}");
+    let route_count = |route: &str| {
+        by_route
+            .iter()
+            .find(|(labels, _)| labels.contains(&format!("\"route\":\"{route}\"")))
+            .map_or(0.0, |r| r.1)
+    };
+    assert_eq!(route_count("/users/{id}"), 15.0, "{by_route:?}");
+    assert_eq!(route_count("/users/{id}/orders/{order_id}"), 5.0);
+    assert_eq!(
+        route_count("__unmatched__"),
+        6.0,
+        "404s share one route value"
+    );
+    assert!(
+        !by_route.iter().any(|(l, _)| l.contains("wp-login")),
+        "no raw path"
+    );
+    assert!(first(&rate) > 0.0, "a request rate: {rate:?}");
+
+    // Errors: 500s and the caught panic, over everything.
+    #[allow(clippy::cast_precision_loss)]
+    let expected_ratio = errors as f64 / expected_total;
+    assert!(
+        (first(&error_ratio) - expected_ratio).abs() < 1e-9,
+        "{error_ratio:?}"
+    );
+
+    // Latency: /slow sleeps 50 to 200 ms; /stream's body takes about 500 ms, all counted.
+    let p99 = first(&slow_p99);
+    assert!((0.05..=0.25).contains(&p99), "p99 of /slow = {p99}");
+    let p50 = first(&stream_p50);
+    assert!(
+        p50 >= 0.25,
+        "the streaming body is in the latency: p50 = {p50}"
+    );
+
+    // Saturation: nothing left in flight once the traffic is done.
+    assert_eq!(first(&in_flight), 0.0, "{in_flight:?}");
+    server.abort();
+}
