@@ -73,6 +73,13 @@
 //! that live elsewhere: a pool's size, a queue's depth, the operating system's view of the
 //! process ([`ProcessCollector`]). A failing collector is counted, not fatal.
 //!
+//! # HTTP services
+//!
+//! [`http::HttpMetrics`] is the golden-signal recorder that metrics-tower and metrics-actix
+//! share: method normalisation, route and status labels, and a guard that records each request
+//! exactly once, however it ends. [`route::RouteTemplater`] turns raw paths into route
+//! templates for services whose router does not name routes.
+//!
 //! # Reading values
 //!
 //! [`Registry::get_sample_value`] reads one sample without encoding or parsing text, for
