@@ -1,6 +1,51 @@
-//! Golden-signal HTTP metrics for actix-web.
+//! Golden-signal HTTP metrics for actix-web, in one line, with exactly the names, labels and
+//! values of metrics-tower: both record through [`metrics_core::http`].
 //!
-//! **Not implemented yet.** The `Metrics` middleware is tracked by the project's issue on
-//! metrics-actix; this crate exists so that the workspace has its final shape. It exports
-//! nothing today, so nothing can be used by mistake. Until then, record into [`metrics_core`]
-//! directly.
+//! # Quick start
+//!
+//! ```
+//! use actix_web::{test, web, App, HttpResponse};
+//! use metrics_actix::Metrics;
+//!
+//! # #[actix_web::main]
+//! # async fn main() {
+//! let registry = metrics_core::Registry::new(); // or leave it out: the process-wide one
+//! let app = test::init_service(
+//!     App::new()
+//!         .wrap(Metrics::builder().registry(&registry).build().unwrap())
+//!         .route("/users/{id}", web::get().to(|| async { HttpResponse::Ok().body("a user") })),
+//! )
+//! .await;
+//! let response = test::call_service(&app, test::TestRequest::get().uri("/users/42").to_request()).await;
+//! let _ = test::read_body(response).await;
+//!
+//! let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
+//! assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(1.0));
+//! # }
+//! ```
+//!
+//! `.wrap(Metrics::new())` records into the process-wide registry with every default; build
+//! it inside `HttpServer::new`'s factory as usual: every worker records into the same series
+//! (one set per process, not per worker).
+//!
+//! # What is recorded
+//!
+//! As in metrics-tower (see [`metrics_core::http`]): rate, errors, latency until the response
+//! body ends or is dropped, and in-flight requests, per method, route and status. The route
+//! is actix's `match_pattern()` (scopes and nested resources give the full template, tail
+//! patterns such as `{tail:.*}` included); requests no route matched share the unmatched
+//! value. A client that goes away before the response is `499`, a panicking handler `500`, an
+//! `Err` from the inner service the status of its `ResponseError`.
+//!
+//! # The metrics endpoint
+//!
+//! `GET /metrics` (configurable, or off) is answered by the middleware itself, in the format
+//! the client's `Accept` header asks for, without reaching your handlers and without being
+//! counted unless [`MetricsBuilder::count_endpoint`] says so; [`MetricsBuilder::endpoint_access`]
+//! decides who may read it.
+
+mod body;
+mod middleware;
+
+pub use body::MetricsBody;
+pub use middleware::{Metrics, MetricsBuilder, MetricsMiddleware, MetricsResponse};

@@ -1,0 +1,440 @@
+//! [`Metrics`] (the transform), [`MetricsMiddleware`] (the service) and [`MetricsResponse`].
+
+use std::fmt;
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
+use metrics_core::encoding::Format;
+use metrics_core::http::{HttpMetrics, Naming, RequestGuard};
+use metrics_core::{Buckets, Error, Registry};
+use pin_project_lite::pin_project;
+
+use crate::body::MetricsBody;
+
+type AccessHook = dyn Fn(&HttpRequest) -> bool + Send + Sync;
+
+/// Records request rate, errors, latency and in-flight requests for every request through the
+/// app it wraps, and answers `GET /metrics`. See the [crate docs](crate).
+#[derive(Clone)]
+pub struct Metrics {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The recorder, or why it could not be built (then requests pass unrecorded and the
+    /// endpoint answers 500 with the reason).
+    metrics: Result<HttpMetrics, Error>,
+    registry: Registry,
+    endpoint: Option<String>,
+    count_endpoint: bool,
+    access: Option<Box<AccessHook>>,
+    headers_only: bool,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("metrics", &self.shared.metrics)
+            .field("endpoint", &self.shared.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// The middleware with every default: the process-wide registry, Prometheus names,
+    /// `/metrics` served. It never panics: if the registry already holds metrics of the same
+    /// names with another schema, requests pass unrecorded and `/metrics` answers 500 with the
+    /// reason ([`builder`](Self::builder) gives that error instead).
+    #[must_use]
+    pub fn new() -> Self {
+        let builder = Self::builder();
+        let registry = builder.registry.clone();
+        builder.build().unwrap_or_else(|error| Self {
+            shared: Arc::new(Shared {
+                metrics: Err(error),
+                registry,
+                endpoint: Some("/metrics".to_owned()),
+                count_endpoint: false,
+                access: None,
+                headers_only: false,
+            }),
+        })
+    }
+
+    /// Starts configuring the middleware; the options are those of metrics-tower's layer.
+    pub fn builder() -> MetricsBuilder {
+        MetricsBuilder {
+            registry: Registry::global().clone(),
+            naming: Naming::default(),
+            buckets: None,
+            status_classes: false,
+            unmatched_route: None,
+            excluded: Vec::new(),
+            body_sizes: false,
+            series_cap: None,
+            endpoint: Some("/metrics".to_owned()),
+            count_endpoint: false,
+            access: None,
+            headers_only: false,
+        }
+    }
+}
+
+/// Configures [`Metrics`]; made by [`Metrics::builder`].
+#[must_use = "nothing is built until `build` is called"]
+pub struct MetricsBuilder {
+    registry: Registry,
+    naming: Naming,
+    buckets: Option<Buckets>,
+    status_classes: bool,
+    unmatched_route: Option<String>,
+    excluded: Vec<String>,
+    body_sizes: bool,
+    series_cap: Option<usize>,
+    endpoint: Option<String>,
+    count_endpoint: bool,
+    access: Option<Box<AccessHook>>,
+    headers_only: bool,
+}
+
+impl fmt::Debug for MetricsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsBuilder")
+            .field("registry", &self.registry)
+            .field("naming", &self.naming)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetricsBuilder {
+    /// Records into this registry. Defaults to [`Registry::global`].
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = registry.clone();
+        self
+    }
+
+    /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
+    pub fn buckets(mut self, buckets: Buckets) -> Self {
+        self.buckets = Some(buckets);
+        self
+    }
+
+    /// Labels statuses `2xx`, `4xx`, ... instead of by code. Defaults to codes.
+    pub fn status_classes(mut self, classes: bool) -> Self {
+        self.status_classes = classes;
+        self
+    }
+
+    /// Sets the route label of requests no route matched. Defaults to
+    /// [`metrics_core::route::UNMATCHED_ROUTE`].
+    pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
+        self.unmatched_route = Some(value.into());
+        self
+    }
+
+    /// Records nothing for this route pattern (such as `/health`). Defaults to none.
+    pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
+        self.excluded.push(route.into());
+        self
+    }
+
+    /// Also records body sizes: the response's real bytes, and the request's declared
+    /// `Content-Length` (chunked uploads record no request size). Defaults to off.
+    pub fn body_sizes(mut self, on: bool) -> Self {
+        self.body_sizes = on;
+        self
+    }
+
+    /// Sets the series cap of each HTTP family. Defaults to the registry's.
+    pub fn series_cap(mut self, cap: usize) -> Self {
+        self.series_cap = Some(cap);
+        self
+    }
+
+    /// Sets the path of the metrics endpoint, or `None` to serve none. Defaults to `/metrics`.
+    pub fn endpoint(mut self, path: Option<&str>) -> Self {
+        self.endpoint = path.map(str::to_owned);
+        self
+    }
+
+    /// Whether requests to the metrics endpoint are recorded too. Defaults to no.
+    pub fn count_endpoint(mut self, count: bool) -> Self {
+        self.count_endpoint = count;
+        self
+    }
+
+    /// Lets a hook decide who may read the endpoint (403 otherwise). Defaults to everyone.
+    pub fn endpoint_access(
+        mut self,
+        hook: impl Fn(&HttpRequest) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.access = Some(Box::new(hook));
+        self
+    }
+
+    /// Stops the clock when the response headers are ready instead of when the body ends.
+    /// Defaults to off.
+    pub fn headers_only(mut self, on: bool) -> Self {
+        self.headers_only = on;
+        self
+    }
+
+    /// Registers the HTTP metrics and builds the middleware.
+    ///
+    /// # Errors
+    ///
+    /// A conflict with metrics registered before under the same names with another schema.
+    pub fn build(self) -> Result<Metrics, Error> {
+        let mut metrics = HttpMetrics::builder(&self.registry)
+            .naming(self.naming)
+            .status_classes(self.status_classes)
+            .body_sizes(self.body_sizes);
+        if let Some(buckets) = self.buckets {
+            metrics = metrics.buckets(buckets);
+        }
+        if let Some(value) = self.unmatched_route {
+            metrics = metrics.unmatched_route(value);
+        }
+        for route in self.excluded {
+            metrics = metrics.exclude_route(route);
+        }
+        if let Some(cap) = self.series_cap {
+            metrics = metrics.series_cap(cap);
+        }
+        Ok(Metrics {
+            shared: Arc::new(Shared {
+                metrics: Ok(metrics.build()?),
+                registry: self.registry,
+                endpoint: self.endpoint,
+                count_endpoint: self.count_endpoint,
+                access: self.access,
+                headers_only: self.headers_only,
+            }),
+        })
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Metrics
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<EitherBody<MetricsBody<B>>>;
+    type Error = actix_web::Error;
+    type Transform = MetricsMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(MetricsMiddleware {
+            service,
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+}
+
+/// The service [`Metrics`] wraps around the app.
+pub struct MetricsMiddleware<S> {
+    service: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for MetricsMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsMiddleware").finish_non_exhaustive()
+    }
+}
+
+impl<S> MetricsMiddleware<S> {
+    /// The endpoint's response, when this request is for it.
+    fn endpoint(&self, request: &ServiceRequest) -> Option<HttpResponse> {
+        let path = self.shared.endpoint.as_deref()?;
+        if request.path() != path {
+            return None;
+        }
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return Some(
+                HttpResponse::MethodNotAllowed()
+                    .insert_header((header::ALLOW, "GET, HEAD"))
+                    .body("use GET\n"),
+            );
+        }
+        if let Some(access) = &self.shared.access {
+            if !access(request.request()) {
+                return Some(HttpResponse::Forbidden().body("forbidden\n"));
+            }
+        }
+        if let Err(error) = &self.shared.metrics {
+            return Some(HttpResponse::InternalServerError().body(format!(
+                "the HTTP metrics could not be registered: {error}\n"
+            )));
+        }
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let format = Format::from_accept(accept);
+        let body = if request.method() == Method::HEAD {
+            String::new()
+        } else {
+            format.encode(&self.shared.registry)
+        };
+        Some(
+            HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, format.content_type()))
+                .body(body),
+        )
+    }
+
+    fn start(&self, request: &ServiceRequest) -> Option<RequestGuard> {
+        let metrics = self.shared.metrics.as_ref().ok()?;
+        // actix resolves the pattern from its resource map and the path: known before routing.
+        let pattern = request.match_pattern();
+        let mut guard = metrics.start(request.method().as_str(), pattern.map(Arc::from));
+        if let Some(length) = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            guard.add_request_bytes(length);
+        }
+        Some(guard)
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for MetricsMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<EitherBody<MetricsBody<B>>>;
+    type Error = actix_web::Error;
+    type Future = MetricsResponse<S::Future, B>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        if let Some(response) = self.endpoint(&request) {
+            let guard = if self.shared.count_endpoint {
+                self.start(&request).map(|mut guard| {
+                    guard.response(response.status().as_u16());
+                    guard
+                })
+            } else {
+                None
+            };
+            let response = request
+                .into_response(response)
+                .map_body(|_, body| MetricsBody::new(body, guard).boxed())
+                .map_into_right_body();
+            return MetricsResponse::ready(response);
+        }
+        let guard = self.start(&request);
+        MetricsResponse::pending(self.service.call(request), guard, self.shared.headers_only)
+    }
+}
+
+pin_project! {
+    /// The response future of [`MetricsMiddleware`].
+    pub struct MetricsResponse<F, B> {
+        #[pin]
+        future: Option<F>,
+        ready: Option<ServiceResponse<EitherBody<MetricsBody<B>>>>,
+        // Dropped with the future if the client goes away first: recorded as 499.
+        guard: Option<RequestGuard>,
+        headers_only: bool,
+    }
+}
+
+impl<F, B> fmt::Debug for MetricsResponse<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsResponse").finish_non_exhaustive()
+    }
+}
+
+impl<F, B> MetricsResponse<F, B> {
+    fn pending(future: F, guard: Option<RequestGuard>, headers_only: bool) -> Self {
+        Self {
+            future: Some(future),
+            ready: None,
+            guard,
+            headers_only,
+        }
+    }
+
+    fn ready(response: ServiceResponse<EitherBody<MetricsBody<B>>>) -> Self {
+        Self {
+            future: None,
+            ready: Some(response),
+            guard: None,
+            headers_only: false,
+        }
+    }
+}
+
+impl<F, B> Future for MetricsResponse<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<EitherBody<MetricsBody<B>>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(response) = this.ready.take() {
+            return Poll::Ready(Ok(response));
+        }
+        let Some(future) = this.future.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let result = std::task::ready!(future.poll(cx));
+        let mut guard = this.guard.take();
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                if let Some(guard) = guard.as_mut() {
+                    guard.response(status.as_u16());
+                    if status == StatusCode::SWITCHING_PROTOCOLS {
+                        guard.upgraded();
+                    }
+                }
+                if *this.headers_only {
+                    if let Some(guard) = guard.take() {
+                        guard.finish();
+                    }
+                }
+                Poll::Ready(Ok(response
+                    .map_body(|_, body| MetricsBody::new(body, guard))
+                    .map_into_left_body()))
+            }
+            Err(error) => {
+                // The error becomes a response with its ResponseError's status.
+                if let Some(mut guard) = guard {
+                    guard.response(error.as_response_error().status_code().as_u16());
+                    guard.finish();
+                }
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! metrics-actix on real actix-web apps, through `actix_web::test`: the same points as
+//! metrics-tower's tests.
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody as _;
+use actix_web::http::{Method, StatusCode};
+use actix_web::{test, web, App, HttpResponse};
+use bytes::Bytes;
+use futures_util::FutureExt as _;
+use metrics_actix::Metrics;
+use metrics_core::route::UNMATCHED_ROUTE;
+use metrics_core::Registry;
+
+fn total(registry: &Registry, method: &str, route: &str, status: &str) -> Option<f64> {
+    registry.get_sample_value(
+        "http_requests_total",
+        &[("method", method), ("route", route), ("status", status)],
+    )
+}
+
+fn in_flight(registry: &Registry, method: &str, route: &str) -> Option<f64> {
+    registry.get_sample_value(
+        "http_requests_in_flight",
+        &[("method", method), ("route", route)],
+    )
+}
+
+fn metrics(registry: &Registry) -> Metrics {
+    Metrics::builder().registry(registry).build().unwrap()
+}
+
+/// A body of five chunks, 40 ms apart.
+fn slow_stream() -> HttpResponse {
+    let chunks = futures_util::stream::unfold(0u8, |i| async move {
+        if i == 5 {
+            return None;
+        }
+        if i > 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(40)).await;
+        }
+        Some((
+            Ok::<_, actix_web::Error>(Bytes::from(vec![b'x'; 100])),
+            i + 1,
+        ))
+    });
+    HttpResponse::Ok().streaming(chunks)
+}
+
+macro_rules! app {
+    ($registry:expr) => {
+        test::init_service(
+            App::new()
+                .wrap(metrics($registry))
+                .route("/users/{id}", web::get().to(|| async { "user" }))
+                .route("/users/{id}", web::post().to(|| async { "created" }))
+                .route(
+                    "/error",
+                    web::get().to(|| async {
+                        Err::<HttpResponse, _>(actix_web::error::ErrorServiceUnavailable("down"))
+                    }),
+                )
+                .route("/stream", web::get().to(|| async { slow_stream() }))
+                .route(
+                    "/panic",
+                    web::get().to(|| async {
+                        panic!("handler bug");
+                        #[allow(unreachable_code)]
+                        ""
+                    }),
+                )
+                .route("/files/{tail:.*}", web::get().to(|| async { "file" }))
+                .service(
+                    web::scope("/api").service(
+                        web::scope("/v1")
+                            .route("/orders/{order_id}", web::get().to(|| async { "order" })),
+                    ),
+                ),
+        )
+        .await
+    };
+}
+
+async fn send<S, B>(app: &S, method: Method, uri: &str) -> StatusCode
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let request = test::TestRequest::default()
+        .method(method)
+        .uri(uri)
+        .to_request();
+    let response = test::call_service(app, request).await;
+    let status = response.status();
+    let _ = test::read_body(response).await;
+    status
+}
+
+#[actix_web::test]
+async fn routes_are_patterns_under_scopes_and_methods_are_normalised() {
+    let registry = Registry::new();
+    let app = app!(&registry);
+    assert_eq!(send(&app, Method::GET, "/users/42").await, StatusCode::OK);
+    assert_eq!(send(&app, Method::POST, "/users/43").await, StatusCode::OK);
+    assert_eq!(
+        send(&app, Method::GET, "/api/v1/orders/7").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, Method::GET, "/files/a/b/c.txt").await,
+        StatusCode::OK
+    );
+    let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+    assert_eq!(
+        send(&app, propfind, "/users/45").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&app, Method::GET, "/error").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(1.0));
+    assert_eq!(total(&registry, "POST", "/users/{id}", "200"), Some(1.0));
+    assert_eq!(
+        total(&registry, "GET", "/api/v1/orders/{order_id}", "200"),
+        Some(1.0)
+    );
+    assert_eq!(
+        total(&registry, "GET", "/files/{tail:.*}", "200"),
+        Some(1.0)
+    );
+    assert_eq!(total(&registry, "GET", "/error", "503"), Some(1.0));
+    let text = metrics_core::encoding::text::encode(&registry);
+    assert!(
+        !text.contains("/users/42") && !text.contains("c.txt"),
+        "no raw path"
+    );
+    assert!(text.contains("method=\"_OTHER\""), "{text}");
+    assert_eq!(in_flight(&registry, "GET", "/users/{id}"), Some(0.0));
+}
+
+#[actix_web::test]
+async fn a_flood_of_random_unmatched_paths_adds_a_constant_number_of_series() {
+    let registry = Registry::new();
+    let app = app!(&registry);
+    for i in 0..10_000u32 {
+        let path = format!("/scan/{:x}/{}.php", i.wrapping_mul(2_654_435_761), i);
+        assert_eq!(send(&app, Method::GET, &path).await, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "404"),
+        Some(10_000.0)
+    );
+    let series = metrics_core::encoding::text::encode(&registry)
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .count();
+    assert_eq!(series, 1);
+}
+
+#[actix_web::test]
+async fn latency_covers_the_whole_streaming_body_and_aborts_are_counted() {
+    let registry = Registry::new();
+    let app = app!(&registry);
+    assert_eq!(send(&app, Method::GET, "/stream").await, StatusCode::OK);
+    let labels = [("method", "GET"), ("route", "/stream"), ("status", "200")];
+    let sum = registry
+        .get_sample_value("http_request_duration_seconds_sum", &labels)
+        .unwrap();
+    assert!(sum >= 0.16, "the clock ran until the last chunk: {sum}");
+
+    // A client that reads one chunk and goes away.
+    let response =
+        test::call_service(&app, test::TestRequest::get().uri("/stream").to_request()).await;
+    assert_eq!(in_flight(&registry, "GET", "/stream"), Some(1.0));
+    let mut body = Box::pin(response.into_body());
+    let first = std::future::poll_fn(|cx| body.as_mut().poll_next(cx)).await;
+    assert_eq!(first.unwrap().unwrap().len(), 100);
+    drop(body);
+    assert_eq!(total(&registry, "GET", "/stream", "200"), Some(2.0));
+    assert_eq!(in_flight(&registry, "GET", "/stream"), Some(0.0));
+}
+
+#[actix_web::test]
+async fn dropped_futures_and_panics_are_counted_once() {
+    let registry = Registry::new();
+    let app = test::init_service(App::new().wrap(metrics(&registry)).route(
+        "/slow",
+        web::get().to(|| async {
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+            "late"
+        }),
+    ))
+    .await;
+    let call = test::call_service(&app, test::TestRequest::get().uri("/slow").to_request());
+    let timed_out = actix_web::rt::time::timeout(Duration::from_millis(50), call).await;
+    assert!(timed_out.is_err());
+    assert_eq!(total(&registry, "GET", "/slow", "499"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/slow"), Some(0.0));
+
+    let panicking = Registry::new();
+    let app = app!(&panicking);
+    let call = test::call_service(&app, test::TestRequest::get().uri("/panic").to_request());
+    let result = std::panic::AssertUnwindSafe(call).catch_unwind().await;
+    assert!(result.is_err(), "the panic went through the middleware");
+    assert_eq!(total(&panicking, "GET", "/panic", "500"), Some(1.0));
+    assert_eq!(in_flight(&panicking, "GET", "/panic"), Some(0.0));
+}
+
+#[actix_web::test]
+async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off() {
+    let registry = Registry::new();
+    let app = app!(&registry);
+    send(&app, Method::GET, "/users/1").await;
+    let response = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/metrics")
+            .insert_header(("accept", "application/openmetrics-text; version=1.0.0"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        metrics_core::encoding::openmetrics::CONTENT_TYPE
+    );
+    let body = test::read_body(response).await;
+    assert!(body.ends_with(b"# EOF\n"));
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "200"),
+        None,
+        "not counted"
+    );
+    assert_eq!(
+        send(&app, Method::POST, "/metrics").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    let guarded = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                Metrics::builder()
+                    .registry(&guarded)
+                    .endpoint(Some("/internal/metrics"))
+                    .endpoint_access(|request| request.headers().contains_key("x-token"))
+                    .build()
+                    .unwrap(),
+            )
+            .route("/", web::get().to(|| async { "home" })),
+    )
+    .await;
+    assert_eq!(
+        send(&app, Method::GET, "/internal/metrics").await,
+        StatusCode::FORBIDDEN
+    );
+    let allowed = test::TestRequest::get()
+        .uri("/internal/metrics")
+        .insert_header(("x-token", "yes"))
+        .to_request();
+    assert_eq!(
+        test::call_service(&app, allowed).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, Method::GET, "/metrics").await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[actix_web::test]
+async fn a_multi_worker_server_keeps_one_set_of_series_per_process() {
+    use std::io::{Read as _, Write as _};
+
+    let registry = Registry::new();
+    let factory_registry = registry.clone();
+    // Every worker builds its own App and middleware from the factory, as in production.
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .wrap(metrics(&factory_registry))
+            .route("/users/{id}", web::get().to(|| async { "user" }))
+    })
+    .workers(2)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let address = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let statuses = actix_web::rt::task::spawn_blocking(move || {
+        (0..40)
+            .map(|i| {
+                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                write!(
+                    stream,
+                    "GET /users/{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                .unwrap();
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer).unwrap();
+                answer.starts_with("HTTP/1.1 200")
+            })
+            .filter(|ok| *ok)
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, 40);
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(40.0));
+    let families = metrics_core::encoding::text::encode(&registry)
+        .lines()
+        .filter(|l| l.starts_with("# TYPE http_requests_total"))
+        .count();
+    assert_eq!(families, 1, "one family however many workers");
+    handle.stop(true).await;
+}
