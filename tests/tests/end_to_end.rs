@@ -1,5 +1,5 @@
-//! The end-to-end proof: the example axum app, scraped by a real Prometheus, answers the four
-//! golden-signal queries with the traffic that was sent.
+//! The end-to-end proof: the example apps (axum and actix-web), scraped by a real Prometheus,
+//! answer the four golden-signal queries with the traffic that was sent.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use metrics_core::Registry;
 use vitals_tests::http::get;
 use vitals_tests::prometheus::PrometheusServer;
 
-/// The request mix: path, how many times, expected status.
+/// The request mix: path, how many times, expected status. (`/panic` is sent to the axum app
+/// only: actix-web does not catch panics, it drops the connection.)
 const TRAFFIC: &[(&str, usize, u16)] = &[
     ("/", 10, 200),
     ("/users/1", 8, 200),
@@ -23,8 +24,12 @@ const TRAFFIC: &[(&str, usize, u16)] = &[
 ];
 
 /// Sends the requests of the mix whose rank (per path) falls in `range(times)`.
-fn send_traffic(app: SocketAddr, range: impl Fn(usize) -> std::ops::Range<usize>) {
-    for &(path, times, status) in TRAFFIC {
+fn send_traffic(
+    app: SocketAddr,
+    traffic: &[(&str, usize, u16)],
+    range: impl Fn(usize) -> std::ops::Range<usize>,
+) {
+    for &(path, times, status) in traffic {
         for _ in range(times) {
             let response = get(app, path, &[]).expect("the app answers");
             assert_eq!(response.status, status, "{path}");
@@ -37,55 +42,71 @@ fn first(results: &[(String, f64)]) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_sees_the_golden_signals_of_the_traffic_sent() {
+async fn prometheus_sees_the_golden_signals_of_the_axum_app() {
     let registry = Registry::new();
     let app = axum_app::app(&registry).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::task::spawn_blocking(move || check_golden_signals(address, TRAFFIC))
+        .await
+        .unwrap();
+    server.abort();
+}
 
-    let total: usize = TRAFFIC.iter().map(|t| t.1).sum();
-    let errors: usize = TRAFFIC.iter().filter(|t| t.2 >= 500).map(|t| t.1).sum();
-    let answers = tokio::task::spawn_blocking(move || {
-        let prometheus = PrometheusServer::start(&[address], Duration::from_millis(500));
-        let within = Duration::from_secs(60);
-        // One request per path first, and a scrape of them: a series that first appears with
-        // its final value has no increase for `rate()` to see.
-        send_traffic(address, |_| 0..1);
-        #[allow(clippy::cast_precision_loss)]
-        let first_phase = TRAFFIC.len() as f64;
-        prometheus.wait_for("sum(http_requests_total{job=\"vitals\"})", within, |v| v == first_phase);
-        send_traffic(address, |times| 1..times);
-        // Wait until a scrape after the traffic has landed.
-        #[allow(clippy::cast_precision_loss)]
-        let sent = total as f64;
-        let all = prometheus.wait_for("sum(http_requests_total{job=\"vitals\"})", within, |v| v == sent);
-        let by_route = prometheus.query("sum by (route) (http_requests_total{job=\"vitals\"})");
-        let rate = prometheus.wait_for(
-            "sum(rate(http_requests_total{job=\"vitals\",route=\"/users/{id}\"}[1m]))",
-            within,
-            |v| v > 0.0,
-        );
-        let error_ratio = prometheus.query(
-            "sum(http_requests_total{job=\"vitals\",status=~\"5..\"}) / sum(http_requests_total{job=\"vitals\"})",
-        );
-        let slow_p99 = prometheus.query(
-            "histogram_quantile(0.99, sum by (le) (http_request_duration_seconds_bucket{job=\"vitals\",route=\"/slow\"}))",
-        );
-        let stream_p50 = prometheus.query(
-            "histogram_quantile(0.5, sum by (le) (http_request_duration_seconds_bucket{job=\"vitals\",route=\"/stream\"}))",
-        );
-        let in_flight = prometheus.query("sum(http_requests_in_flight{job=\"vitals\"})");
-        (all, by_route, rate, error_ratio, slow_p99, stream_p50, in_flight)
-    })
-    .await
-    .unwrap();
-    let (all, by_route, rate, error_ratio, slow_p99, stream_p50, in_flight) = answers;
+#[test]
+fn prometheus_sees_the_golden_signals_of_the_actix_app() {
+    let traffic: Vec<(&str, usize, u16)> = TRAFFIC
+        .iter()
+        .copied()
+        .filter(|t| t.0 != "/panic")
+        .collect();
+    let registry = Registry::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || actix_app::app(&registry).unwrap())
+                .workers(1)
+                .listen(listener)
+                .unwrap()
+                .run();
+            handle_tx.send(server.handle()).unwrap();
+            server.await
+        })
+    });
+    let handle = handle_rx.recv().unwrap();
+    check_golden_signals(address, &traffic);
+    actix_web::rt::System::new().block_on(handle.stop(true));
+    server.join().unwrap().unwrap();
+}
+
+/// Sends the traffic to the app at `address` while a real Prometheus scrapes it, then checks
+/// the four golden signals against what was sent.
+fn check_golden_signals(address: SocketAddr, traffic: &[(&str, usize, u16)]) {
+    let total: usize = traffic.iter().map(|t| t.1).sum();
+    let errors: usize = traffic.iter().filter(|t| t.2 >= 500).map(|t| t.1).sum();
+    let prometheus = PrometheusServer::start(&[address], Duration::from_millis(500));
+    let within = Duration::from_secs(60);
+    // One request per path first, and a scrape of them: a series that first appears with its
+    // final value has no increase for `rate()` to see.
+    send_traffic(address, traffic, |_| 0..1);
+    #[allow(clippy::cast_precision_loss)]
+    let first_phase = traffic.len() as f64;
+    prometheus.wait_for("sum(http_requests_total{job=\"vitals\"})", within, |v| {
+        v == first_phase
+    });
+    send_traffic(address, traffic, |times| 1..times);
 
     // Traffic: every request counted once, by route template.
     #[allow(clippy::cast_precision_loss)]
-    let expected_total = total as f64;
-    assert_eq!(first(&all), expected_total, "{all:?}");
+    let sent = total as f64;
+    let all = prometheus.wait_for("sum(http_requests_total{job=\"vitals\"})", within, |v| {
+        v == sent
+    });
+    assert_eq!(first(&all), sent, "{all:?}");
+    let by_route = prometheus.query("sum by (route) (http_requests_total{job=\"vitals\"})");
     let route_count = |route: &str| {
         by_route
             .iter()
@@ -103,19 +124,33 @@ async fn prometheus_sees_the_golden_signals_of_the_traffic_sent() {
         !by_route.iter().any(|(l, _)| l.contains("wp-login")),
         "no raw path"
     );
+    let rate = prometheus.wait_for(
+        "sum(rate(http_requests_total{job=\"vitals\",route=\"/users/{id}\"}[1m]))",
+        within,
+        |v| v > 0.0,
+    );
     assert!(first(&rate) > 0.0, "a request rate: {rate:?}");
 
-    // Errors: 500s and the caught panic, over everything.
+    // Errors: the 5xx over everything.
+    let error_ratio = prometheus.query(
+        "sum(http_requests_total{job=\"vitals\",status=~\"5..\"}) / sum(http_requests_total{job=\"vitals\"})",
+    );
     #[allow(clippy::cast_precision_loss)]
-    let expected_ratio = errors as f64 / expected_total;
+    let expected_ratio = errors as f64 / sent;
     assert!(
         (first(&error_ratio) - expected_ratio).abs() < 1e-9,
         "{error_ratio:?}"
     );
 
     // Latency: /slow sleeps 50 to 200 ms; /stream's body takes about 500 ms, all counted.
+    let slow_p99 = prometheus.query(
+        "histogram_quantile(0.99, sum by (le) (http_request_duration_seconds_bucket{job=\"vitals\",route=\"/slow\"}))",
+    );
     let p99 = first(&slow_p99);
     assert!((0.05..=0.25).contains(&p99), "p99 of /slow = {p99}");
+    let stream_p50 = prometheus.query(
+        "histogram_quantile(0.5, sum by (le) (http_request_duration_seconds_bucket{job=\"vitals\",route=\"/stream\"}))",
+    );
     let p50 = first(&stream_p50);
     assert!(
         p50 >= 0.25,
@@ -123,6 +158,6 @@ async fn prometheus_sees_the_golden_signals_of_the_traffic_sent() {
     );
 
     // Saturation: nothing left in flight once the traffic is done.
+    let in_flight = prometheus.query("sum(http_requests_in_flight{job=\"vitals\"})");
     assert_eq!(first(&in_flight), 0.0, "{in_flight:?}");
-    server.abort();
 }

@@ -1,0 +1,86 @@
+//! The routes of the actix example, as a library so that the end-to-end test can serve the
+//! very same app. They are those of `axum-app`, recorded with the same names and labels.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpResponse};
+use bytes::Bytes;
+use metrics_actix::Metrics;
+use metrics_core::Registry;
+
+/// The example's app, recorded into `registry` (a panic in `/panic` is not caught: actix
+/// drops the connection, and the request is counted as a 500).
+///
+/// # Errors
+///
+/// A conflict with metrics already in `registry` under the HTTP metric names.
+pub fn app(
+    registry: &Registry,
+) -> Result<
+    App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl actix_web::body::MessageBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    >,
+    metrics_core::Error,
+> {
+    let metrics = Metrics::builder().registry(registry).build()?;
+    Ok(App::new()
+        .wrap(metrics)
+        .route(
+            "/",
+            web::get().to(|| async { "Welcome to the vitals example.\n" }),
+        )
+        .route(
+            "/users/{id}",
+            web::get().to(|id: web::Path<String>| async move { format!("user {id}\n") }),
+        )
+        .route(
+            "/users/{id}/orders/{order_id}",
+            web::get().to(|path: web::Path<(String, String)>| async move {
+                let (id, order) = path.into_inner();
+                format!("order {order} of user {id}\n")
+            }),
+        )
+        .route("/slow", web::get().to(slow))
+        .route(
+            "/error",
+            web::get().to(|| async { HttpResponse::InternalServerError().body("failed\n") }),
+        )
+        .route("/panic", web::get().to(panics))
+        .route("/stream", web::get().to(stream)))
+}
+
+async fn slow() -> &'static str {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    actix_web::rt::time::sleep(Duration::from_millis(50 + u64::from(nanos % 151))).await;
+    "slow, but here\n"
+}
+
+#[allow(clippy::unused_async)]
+async fn panics() -> &'static str {
+    panic!("the /panic handler panics, as promised")
+}
+
+async fn stream() -> HttpResponse {
+    // Five chunks, 100 ms apart: about 500 ms of body, all of it in the latency.
+    let chunks = futures_util::stream::unfold(0u8, |i| async move {
+        if i == 5 {
+            return None;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, Infallible>(Bytes::from(format!("chunk {}\n", i + 1))),
+            i + 1,
+        ))
+    });
+    HttpResponse::Ok().streaming(chunks)
+}

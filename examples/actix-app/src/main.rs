@@ -1,0 +1,24 @@
+//! The actix-web twin of `axum-app`: the same routes and the same metrics, at `/metrics`.
+//!
+//! Run it with `cargo run -p actix-app` (it listens on `LISTEN`, `127.0.0.1:3001` by default).
+
+use metrics_core::{ProcessCollector, Registry};
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let address = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3001".to_owned());
+    let registry = Registry::global();
+    let _ = registry.register_collector("process", ProcessCollector::new());
+    // Fail early, with the reason, rather than in every worker.
+    if let Err(error) = actix_app::app(registry) {
+        eprintln!("cannot register the HTTP metrics: {error}");
+        std::process::exit(1);
+    }
+    println!("listening on http://{address} (metrics at http://{address}/metrics)");
+    actix_web::HttpServer::new(move || {
+        actix_app::app(registry).expect("registered once above with the same options")
+    })
+    .bind(&address)?
+    .run()
+    .await
+}
