@@ -8,10 +8,11 @@ use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::{header, Method, StatusCode};
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
-use metrics_core::encoding::Format;
-use metrics_core::http::{HttpMetrics, Naming, RequestGuard};
+use metrics_core::http::{
+    endpoint_response, HttpMetrics, HttpMetricsBuilder, Naming, RequestGuard,
+};
 use metrics_core::{Buckets, Error, Registry};
 use pin_project_lite::pin_project;
 
@@ -60,7 +61,7 @@ impl Metrics {
     #[must_use]
     pub fn new() -> Self {
         let builder = Self::builder();
-        let registry = builder.registry.clone();
+        let registry = builder.http.registry_ref().clone();
         builder.build().unwrap_or_else(|error| Self {
             shared: Arc::new(Shared {
                 metrics: Err(error),
@@ -76,14 +77,7 @@ impl Metrics {
     /// Starts configuring the middleware; the options are those of metrics-tower's layer.
     pub fn builder() -> MetricsBuilder {
         MetricsBuilder {
-            registry: Registry::global().clone(),
-            naming: Naming::default(),
-            buckets: None,
-            status_classes: false,
-            unmatched_route: None,
-            excluded: Vec::new(),
-            body_sizes: false,
-            series_cap: None,
+            http: HttpMetrics::builder(Registry::global()),
             endpoint: Some("/metrics".to_owned()),
             count_endpoint: false,
             access: None,
@@ -95,14 +89,8 @@ impl Metrics {
 /// Configures [`Metrics`]; made by [`Metrics::builder`].
 #[must_use = "nothing is built until `build` is called"]
 pub struct MetricsBuilder {
-    registry: Registry,
-    naming: Naming,
-    buckets: Option<Buckets>,
-    status_classes: bool,
-    unmatched_route: Option<String>,
-    excluded: Vec<String>,
-    body_sizes: bool,
-    series_cap: Option<usize>,
+    /// The recorder's options, shared with every adapter.
+    http: HttpMetricsBuilder,
     endpoint: Option<String>,
     count_endpoint: bool,
     access: Option<Box<AccessHook>>,
@@ -112,8 +100,7 @@ pub struct MetricsBuilder {
 impl fmt::Debug for MetricsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsBuilder")
-            .field("registry", &self.registry)
-            .field("naming", &self.naming)
+            .field("http", &self.http)
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
@@ -122,51 +109,51 @@ impl fmt::Debug for MetricsBuilder {
 impl MetricsBuilder {
     /// Records into this registry. Defaults to [`Registry::global`].
     pub fn registry(mut self, registry: &Registry) -> Self {
-        self.registry = registry.clone();
+        self.http = self.http.registry(registry);
         self
     }
 
     /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
     pub fn naming(mut self, naming: Naming) -> Self {
-        self.naming = naming;
+        self.http = self.http.naming(naming);
         self
     }
 
     /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
     pub fn buckets(mut self, buckets: Buckets) -> Self {
-        self.buckets = Some(buckets);
+        self.http = self.http.buckets(buckets);
         self
     }
 
     /// Labels statuses `2xx`, `4xx`, ... instead of by code. Defaults to codes.
     pub fn status_classes(mut self, classes: bool) -> Self {
-        self.status_classes = classes;
+        self.http = self.http.status_classes(classes);
         self
     }
 
     /// Sets the route label of requests no route matched. Defaults to
     /// [`metrics_core::route::UNMATCHED_ROUTE`].
     pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
-        self.unmatched_route = Some(value.into());
+        self.http = self.http.unmatched_route(value);
         self
     }
 
     /// Records nothing for this route pattern (such as `/health`). Defaults to none.
     pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
-        self.excluded.push(route.into());
+        self.http = self.http.exclude_route(route);
         self
     }
 
     /// Also records body sizes: the response's real bytes, and the request's declared
     /// `Content-Length` (chunked uploads record no request size). Defaults to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
-        self.body_sizes = on;
+        self.http = self.http.body_sizes(on);
         self
     }
 
     /// Sets the series cap of each HTTP family. Defaults to the registry's.
     pub fn series_cap(mut self, cap: usize) -> Self {
-        self.series_cap = Some(cap);
+        self.http = self.http.series_cap(cap);
         self
     }
 
@@ -204,26 +191,11 @@ impl MetricsBuilder {
     ///
     /// A conflict with metrics registered before under the same names with another schema.
     pub fn build(self) -> Result<Metrics, Error> {
-        let mut metrics = HttpMetrics::builder(&self.registry)
-            .naming(self.naming)
-            .status_classes(self.status_classes)
-            .body_sizes(self.body_sizes);
-        if let Some(buckets) = self.buckets {
-            metrics = metrics.buckets(buckets);
-        }
-        if let Some(value) = self.unmatched_route {
-            metrics = metrics.unmatched_route(value);
-        }
-        for route in self.excluded {
-            metrics = metrics.exclude_route(route);
-        }
-        if let Some(cap) = self.series_cap {
-            metrics = metrics.series_cap(cap);
-        }
+        let registry = self.http.registry_ref().clone();
         Ok(Metrics {
             shared: Arc::new(Shared {
-                metrics: Ok(metrics.build()?),
-                registry: self.registry,
+                metrics: Ok(self.http.build()?),
+                registry,
                 endpoint: self.endpoint,
                 count_endpoint: self.count_endpoint,
                 access: self.access,
@@ -271,38 +243,30 @@ impl<S> MetricsMiddleware<S> {
         if request.path() != path {
             return None;
         }
-        if request.method() != Method::GET && request.method() != Method::HEAD {
-            return Some(
-                HttpResponse::MethodNotAllowed()
-                    .insert_header((header::ALLOW, "GET, HEAD"))
-                    .body("use GET\n"),
-            );
-        }
-        if let Some(access) = &self.shared.access {
-            if !access(request.request()) {
-                return Some(HttpResponse::Forbidden().body("forbidden\n"));
-            }
-        }
-        if let Err(error) = &self.shared.metrics {
-            return Some(HttpResponse::InternalServerError().body(format!(
-                "the HTTP metrics could not be registered: {error}\n"
-            )));
-        }
+        let allowed = self
+            .shared
+            .access
+            .as_ref()
+            .is_none_or(|access| access(request.request()));
         let accept = request
             .headers()
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
-        let format = Format::from_accept(accept);
-        let body = if request.method() == Method::HEAD {
-            String::new()
-        } else {
-            format.encode(&self.shared.registry)
-        };
-        Some(
-            HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, format.content_type()))
-                .body(body),
-        )
+        let answer = endpoint_response(
+            &self.shared.registry,
+            request.method().as_str(),
+            accept,
+            allowed,
+            self.shared.metrics.as_ref().map(drop),
+        );
+        let status =
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, answer.content_type));
+        if let Some(allow) = answer.allow {
+            response.insert_header((header::ALLOW, allow));
+        }
+        Some(response.body(answer.body))
     }
 
     fn start(&self, request: &ServiceRequest) -> Option<RequestGuard> {

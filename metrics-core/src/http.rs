@@ -105,6 +105,18 @@ pub struct HttpMetricsBuilder {
 }
 
 impl HttpMetricsBuilder {
+    /// Records into this registry instead of the one the builder was made with.
+    pub fn registry(mut self, registry: &Registry) -> Self {
+        self.registry = registry.clone();
+        self
+    }
+
+    /// The registry the metrics are recorded into.
+    #[must_use]
+    pub fn registry_ref(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
     pub fn naming(mut self, naming: Naming) -> Self {
         self.naming = naming;
@@ -271,6 +283,67 @@ impl HttpMetricsBuilder {
                 response_size,
             }),
         })
+    }
+}
+
+/// What a metrics endpoint answers; adapters turn it into their framework's response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointResponse {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The `Allow` header, for a method other than `GET` and `HEAD`.
+    pub allow: Option<&'static str>,
+    /// The body (empty for `HEAD`).
+    pub body: String,
+}
+
+/// The answer to a request for the metrics endpoint, the same in every adapter: `405` with
+/// `Allow: GET, HEAD` for other methods, `403` when the access hook said no, `500` with the
+/// reason when the HTTP metrics could not be registered, else `200` in the format the
+/// `Accept` header asks for ([`Format::from_accept`](crate::encoding::Format::from_accept)).
+#[must_use]
+pub fn endpoint_response(
+    registry: &Registry,
+    method: &str,
+    accept: Option<&str>,
+    allowed: bool,
+    registration: Result<(), &Error>,
+) -> EndpointResponse {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    let plain = |status, body: String| EndpointResponse {
+        status,
+        content_type: PLAIN,
+        allow: None,
+        body,
+    };
+    if method != "GET" && method != "HEAD" {
+        return EndpointResponse {
+            allow: Some("GET, HEAD"),
+            ..plain(405, "use GET\n".to_owned())
+        };
+    }
+    if !allowed {
+        return plain(403, "forbidden\n".to_owned());
+    }
+    if let Err(error) = registration {
+        return plain(
+            500,
+            format!("the HTTP metrics could not be registered: {error}\n"),
+        );
+    }
+    let format = crate::encoding::Format::from_accept(accept);
+    EndpointResponse {
+        status: 200,
+        content_type: format.content_type(),
+        allow: None,
+        body: if method == "HEAD" {
+            String::new()
+        } else {
+            format.encode(registry)
+        },
     }
 }
 
@@ -704,6 +777,44 @@ mod tests {
                 &[("method", "DELETE"), ("route", "/users/{id}")]
             ),
             Some(0.0)
+        );
+    }
+
+    #[test]
+    fn the_endpoint_answers_the_same_way_for_every_adapter() {
+        let registry = Registry::new();
+        let _metrics = HttpMetrics::builder(&registry).build().unwrap();
+        let ok = endpoint_response(&registry, "GET", None, true, Ok(()));
+        assert_eq!(
+            (ok.status, ok.content_type),
+            (200, crate::encoding::text::CONTENT_TYPE)
+        );
+        assert!(ok.body.contains("# TYPE http_requests_total counter"));
+        let om = endpoint_response(
+            &registry,
+            "GET",
+            Some("application/openmetrics-text"),
+            true,
+            Ok(()),
+        );
+        assert!(om.body.ends_with("# EOF\n"));
+        let head = endpoint_response(&registry, "HEAD", None, true, Ok(()));
+        assert_eq!((head.status, head.body.as_str()), (200, ""));
+        let post = endpoint_response(&registry, "POST", None, true, Ok(()));
+        assert_eq!((post.status, post.allow), (405, Some("GET, HEAD")));
+        assert_eq!(
+            endpoint_response(&registry, "GET", None, false, Ok(())).status,
+            403
+        );
+        let error = Error::InvalidBuckets {
+            reason: "x".to_owned(),
+        };
+        let failed = endpoint_response(&registry, "GET", None, true, Err(&error));
+        assert_eq!(failed.status, 500);
+        assert!(
+            failed.body.contains("invalid histogram buckets"),
+            "{}",
+            failed.body
         );
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Uri};
-use metrics_core::http::{HttpMetrics, Naming};
+use metrics_core::http::{HttpMetrics, HttpMetricsBuilder, Naming};
 use metrics_core::route::RouteTemplater;
 use metrics_core::{Buckets, Error, Registry};
 use tower_layer::Layer;
@@ -86,7 +86,7 @@ impl MetricsLayer {
     #[must_use]
     pub fn new() -> Self {
         let builder = Self::builder();
-        let registry = builder.registry.clone();
+        let registry = builder.http.registry_ref().clone();
         builder.build().unwrap_or_else(|error| Self {
             shared: Arc::new(Shared {
                 metrics: Err(error),
@@ -103,14 +103,7 @@ impl MetricsLayer {
     /// Starts configuring a layer.
     pub fn builder() -> MetricsLayerBuilder {
         MetricsLayerBuilder {
-            registry: Registry::global().clone(),
-            naming: Naming::default(),
-            buckets: None,
-            status_classes: false,
-            unmatched_route: None,
-            excluded: Vec::new(),
-            body_sizes: false,
-            series_cap: None,
+            http: HttpMetrics::builder(Registry::global()),
             endpoint: Some("/metrics".to_owned()),
             count_endpoint: false,
             access: None,
@@ -131,14 +124,8 @@ impl<S> Layer<S> for MetricsLayer {
 /// Configures a [`MetricsLayer`]; made by [`MetricsLayer::builder`].
 #[must_use = "nothing is built until `build` is called"]
 pub struct MetricsLayerBuilder {
-    registry: Registry,
-    naming: Naming,
-    buckets: Option<Buckets>,
-    status_classes: bool,
-    unmatched_route: Option<String>,
-    excluded: Vec<String>,
-    body_sizes: bool,
-    series_cap: Option<usize>,
+    /// The recorder's options, shared with every adapter.
+    http: HttpMetricsBuilder,
     endpoint: Option<String>,
     count_endpoint: bool,
     access: Option<Box<dyn EndpointAccess>>,
@@ -149,8 +136,7 @@ pub struct MetricsLayerBuilder {
 impl fmt::Debug for MetricsLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsLayerBuilder")
-            .field("registry", &self.registry)
-            .field("naming", &self.naming)
+            .field("http", &self.http)
             .field("endpoint", &self.endpoint)
             .finish_non_exhaustive()
     }
@@ -160,38 +146,38 @@ impl MetricsLayerBuilder {
     /// Records into this registry (a sub-registry view applies its prefix and labels).
     /// Defaults to [`Registry::global`].
     pub fn registry(mut self, registry: &Registry) -> Self {
-        self.registry = registry.clone();
+        self.http = self.http.registry(registry);
         self
     }
 
     /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
     pub fn naming(mut self, naming: Naming) -> Self {
-        self.naming = naming;
+        self.http = self.http.naming(naming);
         self
     }
 
     /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
     pub fn buckets(mut self, buckets: Buckets) -> Self {
-        self.buckets = Some(buckets);
+        self.http = self.http.buckets(buckets);
         self
     }
 
     /// Labels statuses `2xx`, `4xx`, ... instead of by code. Defaults to codes.
     pub fn status_classes(mut self, classes: bool) -> Self {
-        self.status_classes = classes;
+        self.http = self.http.status_classes(classes);
         self
     }
 
     /// Sets the route label of requests no route matched. Defaults to
     /// [`metrics_core::route::UNMATCHED_ROUTE`].
     pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
-        self.unmatched_route = Some(value.into());
+        self.http = self.http.unmatched_route(value);
         self
     }
 
     /// Records nothing for this route template (such as `/health`). Defaults to none.
     pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
-        self.excluded.push(route.into());
+        self.http = self.http.exclude_route(route);
         self
     }
 
@@ -199,13 +185,13 @@ impl MetricsLayerBuilder {
     /// request's declared `Content-Length` (requests without one, such as chunked uploads,
     /// record no request size). Defaults to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
-        self.body_sizes = on;
+        self.http = self.http.body_sizes(on);
         self
     }
 
     /// Sets the series cap of each HTTP family. Defaults to the registry's.
     pub fn series_cap(mut self, cap: usize) -> Self {
-        self.series_cap = Some(cap);
+        self.http = self.http.series_cap(cap);
         self
     }
 
@@ -249,26 +235,11 @@ impl MetricsLayerBuilder {
     ///
     /// A conflict with metrics registered before under the same names with another schema.
     pub fn build(self) -> Result<MetricsLayer, Error> {
-        let mut metrics = HttpMetrics::builder(&self.registry)
-            .naming(self.naming)
-            .status_classes(self.status_classes)
-            .body_sizes(self.body_sizes);
-        if let Some(buckets) = self.buckets {
-            metrics = metrics.buckets(buckets);
-        }
-        if let Some(value) = self.unmatched_route {
-            metrics = metrics.unmatched_route(value);
-        }
-        for route in self.excluded {
-            metrics = metrics.exclude_route(route);
-        }
-        if let Some(cap) = self.series_cap {
-            metrics = metrics.series_cap(cap);
-        }
+        let registry = self.http.registry_ref().clone();
         Ok(MetricsLayer {
             shared: Arc::new(Shared {
-                metrics: Ok(metrics.build()?),
-                registry: self.registry,
+                metrics: Ok(self.http.build()?),
+                registry,
                 endpoint: self.endpoint,
                 count_endpoint: self.count_endpoint,
                 access: self.access,

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
-use metrics_core::encoding::Format;
-use metrics_core::http::RequestGuard;
+use metrics_core::http::{endpoint_response, RequestGuard};
 use metrics_core::route::UNMATCHED_ROUTE;
 use tower_service::Service;
 
@@ -43,45 +42,36 @@ impl<S> Metrics<S> {
         if request.uri().path() != path {
             return None;
         }
-        if request.method() != Method::GET && request.method() != Method::HEAD {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".to_owned());
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return Some(response);
-        }
-        if let Some(access) = &self.shared.access {
-            let view = EndpointRequest {
+        let allowed = self.shared.access.as_ref().is_none_or(|access| {
+            access.allow(&EndpointRequest {
                 method: request.method(),
                 uri: request.uri(),
                 headers: request.headers(),
                 extensions: request.extensions(),
-            };
-            if !access.allow(&view) {
-                return Some(plain(StatusCode::FORBIDDEN, "forbidden\n".to_owned()));
-            }
-        }
-        if let Err(error) = &self.shared.metrics {
-            return Some(plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the HTTP metrics could not be registered: {error}\n"),
-            ));
-        }
+            })
+        });
         let accept = request
             .headers()
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
-        let format = Format::from_accept(accept);
-        let body = if request.method() == Method::HEAD {
-            Bytes::new()
-        } else {
-            Bytes::from(format.encode(&self.shared.registry))
-        };
-        let mut response = Response::new(Full::new(body));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
+        let answer = endpoint_response(
+            &self.shared.registry,
+            request.method().as_str(),
+            accept,
+            allowed,
+            self.shared.metrics.as_ref().map(drop),
         );
+        let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+        *response.status_mut() =
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(answer.content_type),
+        );
+        if let Some(allow) = answer.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         Some(response)
     }
 
@@ -111,16 +101,6 @@ impl<S> Metrics<S> {
         let template = templater.template(request.uri().path());
         (template != UNMATCHED_ROUTE).then(|| Arc::from(template))
     }
-}
-
-fn plain(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metrics<S>
