@@ -274,14 +274,12 @@ impl<S> MetricsMiddleware<S> {
         // actix resolves the pattern from its resource map and the path: known before routing.
         let pattern = request.match_pattern();
         let mut guard = metrics.start(request.method().as_str(), pattern.map(Arc::from));
-        if let Some(length) = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            guard.add_request_bytes(length);
-        }
+        guard.declared_request_length(
+            request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()),
+        );
         Some(guard)
     }
 }

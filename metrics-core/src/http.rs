@@ -498,6 +498,16 @@ impl RequestGuard {
         self.request_bytes = Some(self.request_bytes.unwrap_or(0).saturating_add(n));
     }
 
+    /// Takes the request body's size from its `Content-Length` header, when it has a valid
+    /// one: adapters measure requests by declared length, because wrapping the request body
+    /// would change the request type the inner service accepts. A request without one (a
+    /// chunked upload) records no request size.
+    pub fn declared_request_length(&mut self, content_length: Option<&str>) {
+        if let Some(length) = content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
+            self.add_request_bytes(length);
+        }
+    }
+
     /// Adds bytes of the response body.
     pub fn add_response_bytes(&mut self, n: u64) {
         self.response_bytes = self.response_bytes.saturating_add(n);

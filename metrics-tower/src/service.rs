@@ -78,16 +78,12 @@ impl<S> Metrics<S> {
     fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {
         let metrics = self.shared.metrics.as_ref().ok()?;
         let mut guard = metrics.start(request.method().as_str(), self.route(request));
-        // The request body is measured by its declared length: wrapping it would change the
-        // request type the inner service accepts. Chunked bodies record no request size.
-        if let Some(length) = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            guard.add_request_bytes(length);
-        }
+        guard.declared_request_length(
+            request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()),
+        );
         Some(guard)
     }
 
