@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Requests per second on loopback, bare axum router vs the same router with MetricsLayer,
+# Requests per second on loopback, a bare app vs the same app with vitals' middleware,
 # measured with wrk in alternating rounds so that a noisy machine hurts both alike.
 #
-#   bash benches/throughput.sh [rounds] [seconds per round]
+#   bash benches/throughput.sh [rounds] [seconds per round] [axum|actix]
 #
 # Needs wrk (apt-get install -y wrk). Servers run on 127.0.0.1 only and are stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-4}
 seconds=${2:-8}
+framework=${3:-axum}
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
-cargo build -q --release -p vitals-benches --bin throughput_server
-server=target/release/throughput_server
+case "$framework" in
+  axum) bin=throughput_server ;;
+  actix) bin=throughput_server_actix ;;
+  *) echo "unknown framework $framework: use axum or actix" >&2; exit 2 ;;
+esac
+cargo build -q --release -p vitals-benches --bin "$bin"
+server=target/release/$bin
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 pid=""
