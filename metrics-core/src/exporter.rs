@@ -11,14 +11,14 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::encoding::Format;
+use crate::http::endpoint_response;
 use crate::Registry;
 
 /// The port OpenTelemetry's Prometheus exporters use by default.
@@ -192,13 +192,6 @@ fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Byte
     if request.uri().path() != config.path {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
     if let Some(expected) = &config.authorization {
         let given = request
             .headers()
@@ -223,26 +216,37 @@ fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Byte
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let format = Format::from_accept(header_str(header::ACCEPT));
-    let mut body = format.encode(&config.registry).into_bytes();
-    let gzip = accepts_gzip(header_str(header::ACCEPT_ENCODING));
-    if gzip {
-        body = gzip_bytes(&body);
-    }
-    let mut response = Response::new(Full::new(if request.method() == Method::HEAD {
-        Bytes::new()
+    // Methods, format negotiation and HEAD are answered as in every adapter.
+    let answer = endpoint_response(
+        &config.registry,
+        request.method().as_str(),
+        header_str(header::ACCEPT),
+        true,
+        Ok(()),
+    );
+    let gzip = answer.status == 200
+        && !answer.body.is_empty()
+        && accepts_gzip(header_str(header::ACCEPT_ENCODING));
+    let body = if gzip {
+        Bytes::from(gzip_bytes(answer.body.as_bytes()))
     } else {
-        Bytes::from(body)
-    }));
+        Bytes::from(answer.body)
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
+        HeaderValue::from_static(answer.content_type),
     );
     headers.insert(
         header::VARY,
         HeaderValue::from_static("Accept, Accept-Encoding"),
     );
+    if let Some(allow) = answer.allow {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
