@@ -27,7 +27,7 @@ pub const DEFAULT_PORT: u16 = 9464;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves a registry's metrics over HTTP: `GET /metrics` in the format the client's `Accept`
-/// header asks for ([`Format::from_accept`]), gzipped when its `Accept-Encoding` allows,
+/// header asks for ([`Format::from_accept`](crate::encoding::Format::from_accept)), gzipped when its `Accept-Encoding` allows,
 /// optionally behind a bearer token or basic auth.
 ///
 /// It binds `127.0.0.1:9464` unless told otherwise: exposing metrics beyond the machine is a
