@@ -99,6 +99,7 @@ mod exemplar;
 #[cfg(feature = "exporter")]
 pub mod exporter;
 mod family;
+mod function;
 mod gauge;
 mod histogram;
 pub mod http;
@@ -132,3 +133,18 @@ pub use registry::{FamilyBuilder, InfoBuilder, MetricBuilder, Registry, TypedFam
 pub use summary::{Summary, SummaryConfig};
 pub use value::{CounterRef, HistogramRef, MetricKind, MetricValue, Number, SummaryRef, ValueRef};
 pub use visit::OVERFLOW_LABEL_VALUE;
+
+#[cfg(feature = "macros")]
+#[doc = include_str!("instrumented.md")]
+#[doc(inline)]
+pub use metrics_macros::instrumented;
+
+/// What `#[instrumented]` expands to. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::function::outcome;
+    pub use crate::function::{
+        call_once, Call, Outcome, Site, SiteMeta, DEFAULT_BOUNDS, DEFAULT_BUCKETS,
+    };
+    pub use crate::Registry;
+}

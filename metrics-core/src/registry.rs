@@ -5,7 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::collector::{Collector, MetricFamily};
@@ -15,6 +15,7 @@ use crate::family::{
     DenseFamily, DenseLabelSet, Descriptor, ErasedFamily, Family, FamilyCore, LabelSet,
     TypedFamily, DEFAULT_SERIES_CAP,
 };
+use crate::function::FunctionSites;
 use crate::gauge::{FloatGauge, Gauge};
 use crate::histogram::{Buckets, Histogram};
 use crate::info::Info;
@@ -103,6 +104,8 @@ struct View {
 struct Store {
     metrics: RwLock<Metrics>,
     collectors: RwLock<Vec<CollectorEntry>>,
+    /// The `#[instrumented]` sites of each view, each list exposed by one collector.
+    functions: Mutex<Vec<(Arc<View>, Arc<FunctionSites>)>>,
 }
 
 impl Store {
@@ -290,6 +293,32 @@ impl Registry {
             errors: AtomicU64::new(0),
         });
         Ok(())
+    }
+
+    /// The list of `#[instrumented]` sites of this view, with its collector registered at
+    /// first use. Views with the same prefix and constant labels share one list.
+    pub(crate) fn function_sites(&self) -> Arc<FunctionSites> {
+        let mut lists = self
+            .store
+            .functions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let same_view = |view: &View| {
+            view.prefix == self.view.prefix && view.const_labels == self.view.const_labels
+        };
+        if let Some((_, sites)) = lists.iter().find(|(view, _)| same_view(view)) {
+            return Arc::clone(sites);
+        }
+        let sites = FunctionSites::new();
+        let mut name = String::from("vitals_functions");
+        if !lists.is_empty() {
+            name.push_str(&format!("_{}", lists.len() + 1));
+        }
+        // The names are unique to vitals, so this only fails if a user took one; the sites
+        // then record without being exposed, and nothing else changes.
+        let _ = self.register_collector(&name, Arc::clone(&sites));
+        lists.push((Arc::clone(&self.view), Arc::clone(&sites)));
+        sites
     }
 
     /// Registers a family, or returns the one already registered with this schema.

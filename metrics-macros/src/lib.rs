@@ -1,5 +1,17 @@
-//! `#[instrumented]` for vitals: function-level golden signals.
+//! The `#[instrumented]` attribute of vitals. Use it through `metrics_core::instrumented`
+//! (re-exported by default); the documentation with examples is there.
 //!
-//! **Not implemented yet.** The attribute is tracked by the project's issue on
-//! `#[instrumented]`; this crate exists so that the workspace has its final shape. It exports
-//! nothing today, so nothing can be used by mistake.
+//! The generated code names only `::metrics_core::__private` paths, so the crate that uses the
+//! attribute needs `metrics-core` as a dependency.
+
+mod attr;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Records calls, errors, in-flight calls and latency of a function, a method or every method
+/// of an `impl` block. See `metrics_core::instrumented` for the documentation.
+#[proc_macro_attribute]
+pub fn instrumented(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::instrumented(args.into(), item.into()).into()
+}

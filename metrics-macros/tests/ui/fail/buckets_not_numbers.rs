@@ -1,0 +1,6 @@
+use metrics_core::instrumented;
+
+#[instrumented(buckets = [0.1, "1s"])]
+fn checkout() {}
+
+fn main() {}

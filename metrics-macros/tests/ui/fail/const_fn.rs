@@ -1,0 +1,8 @@
+use metrics_core::instrumented;
+
+#[instrumented]
+const fn answer() -> u32 {
+    42
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use metrics_core::instrumented;
+
+#[instrumented(name = "")]
+fn checkout() {}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use metrics_core::instrumented;
+
+struct Cart;
+
+#[instrumented(name = "cart")]
+impl Cart {
+    fn total(&self) -> u32 {
+        0
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use metrics_core::instrumented;
+
+#[instrumented]
+struct Handler {
+    name: String,
+}
+
+fn main() {}

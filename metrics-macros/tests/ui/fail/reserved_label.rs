@@ -1,0 +1,6 @@
+use metrics_core::instrumented;
+
+#[instrumented(labels(team = "billing", result = "always"))]
+fn checkout() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use metrics_core::instrumented;
+
+#[instrumented(skip = true)]
+fn checkout() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use metrics_core::instrumented;
+
+#[instrumented]
+trait Repository {
+    fn load(&self) -> u32;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use metrics_core::instrumented;
+
+#[instrumented(nmae = "checkout")]
+fn checkout() {}
+
+fn main() {}

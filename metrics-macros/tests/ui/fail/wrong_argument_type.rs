@@ -1,0 +1,6 @@
+use metrics_core::instrumented;
+
+#[instrumented(name = checkout)]
+fn checkout() {}
+
+fn main() {}
