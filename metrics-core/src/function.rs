@@ -1,14 +1,15 @@
 //! What `#[instrumented]` expands to: one static [`Site`] per function, a [`Call`] guard per
 //! call, and the scrape-time collector that exposes every site of a registry.
 //!
-//! The hot path touches only the site's own atomics: the in-flight gauge up, one bucket and
-//! the sum of nanoseconds when the call ends, the gauge down. Nothing is looked up or hashed
-//! per call. `function_calls_total` is not stored apart: a scrape derives it from the bucket
-//! counts, like a histogram's `_count`, so the two can never disagree.
+//! The hot path touches only the site's own atomics: a count of started calls, then one
+//! bucket and the sum of nanoseconds when the call ends. Nothing is looked up or hashed per
+//! call. Neither `function_calls_total` nor the in-flight gauge is stored apart: a scrape
+//! derives the calls from the bucket counts (like a histogram's `_count`, so the two never
+//! disagree) and the calls in flight as started minus finished, which saves the decrement
+//! that a gauge would cost every call.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant};
 
 use crate::collector::{CollectError, Collector, MetricFamily};
 use crate::histogram::Buckets;
@@ -75,7 +76,8 @@ pub struct Site<const B: usize> {
     meta: SiteMeta,
     state: AtomicU8,
     function: OnceLock<Box<str>>,
-    concurrent: AtomicI64,
+    /// Calls started; those in flight are these minus the bucket counts.
+    started: AtomicU64,
     cells: [Cell<B>; 3],
 }
 
@@ -105,15 +107,16 @@ impl<const B: usize> Site<B> {
             meta,
             state: AtomicU8::new(UNREGISTERED),
             function: OnceLock::new(),
-            concurrent: AtomicI64::new(0),
+            started: AtomicU64::new(0),
             cells: [cell(), cell(), cell()],
         }
     }
 
     #[inline]
-    fn record(&self, outcome: Outcome, elapsed: Duration) {
+    fn record(&self, outcome: Outcome, nanos: u64) {
         let cell = &self.cells[outcome as usize];
-        let seconds = elapsed.as_secs_f64();
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = nanos as f64 * 1e-9;
         // Counting compares instead of searching: no branch to mispredict. The bounds come
         // from the macro, so a bad length cannot index out of the array.
         let index: usize = self
@@ -122,10 +125,9 @@ impl<const B: usize> Site<B> {
             .iter()
             .map(|&bound| usize::from(seconds > bound))
             .sum();
-        cell.counts[index.min(B - 1)].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         cell.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.concurrent.fetch_sub(1, Ordering::Relaxed);
+        // Release: a scrape that sees this call finished also sees it started.
+        cell.counts[index.min(B - 1)].fetch_add(1, Ordering::Release);
     }
 
     /// Adds the site to its registry, once.
@@ -144,6 +146,7 @@ impl<const B: usize> Site<B> {
             _ => self.meta.function.to_owned(),
         };
         let _ = self.function.set(function.into_boxed_str());
+        crate::clock::init();
         registry.function_sites().add(self);
         self.state.store(REGISTERED, Ordering::Release);
     }
@@ -170,7 +173,8 @@ fn short_type_name(full: &str) -> &str {
 #[must_use = "a call records when it finishes or is dropped"]
 pub struct Call<const B: usize> {
     site: &'static Site<B>,
-    started: Instant,
+    /// A reading of [`crate::clock`].
+    started: u64,
 }
 
 impl<const B: usize> Call<B> {
@@ -185,17 +189,18 @@ impl<const B: usize> Call<B> {
         if site.state.load(Ordering::Acquire) != REGISTERED {
             site.register(registry(), self_type());
         }
-        site.concurrent.fetch_add(1, Ordering::Relaxed);
+        site.started.fetch_add(1, Ordering::Relaxed);
         Self {
             site,
-            started: Instant::now(),
+            started: crate::clock::now(),
         }
     }
 
     /// Records the call with this outcome.
     #[inline]
     pub fn finish(self, outcome: Outcome) {
-        self.site.record(outcome, self.started.elapsed());
+        self.site
+            .record(outcome, crate::clock::nanos_since(self.started));
         std::mem::forget(self);
     }
 }
@@ -208,7 +213,8 @@ impl<const B: usize> Drop for Call<B> {
         } else {
             Outcome::Dropped
         };
-        self.site.record(outcome, self.started.elapsed());
+        self.site
+            .record(outcome, crate::clock::nanos_since(self.started));
     }
 }
 
@@ -254,7 +260,8 @@ impl FunctionSites {
 trait SiteRead: Send + Sync {
     fn meta(&self) -> &SiteMeta;
     fn function(&self) -> &str;
-    fn concurrent(&self) -> i64;
+    /// Calls started so far; read after the buckets, it is at least their total.
+    fn started(&self) -> u64;
     /// Per-bucket counts (not cumulative) and the sum in nanoseconds.
     fn read(&self, outcome: Outcome, counts: &mut Vec<u64>) -> u64;
 }
@@ -268,14 +275,14 @@ impl<const B: usize> SiteRead for Site<B> {
         self.function.get().map_or(self.meta.function, |f| f)
     }
 
-    fn concurrent(&self) -> i64 {
-        self.concurrent.load(Ordering::Relaxed)
+    fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     fn read(&self, outcome: Outcome, counts: &mut Vec<u64>) -> u64 {
         let cell = &self.cells[outcome as usize];
         counts.clear();
-        counts.extend(cell.counts.iter().map(|c| c.load(Ordering::Relaxed)));
+        counts.extend(cell.counts.iter().map(|c| c.load(Ordering::Acquire)));
         cell.sum_nanos.load(Ordering::Relaxed)
     }
 }
@@ -284,7 +291,7 @@ impl<const B: usize> SiteRead for Site<B> {
 struct Series<'a> {
     labels: Vec<(&'a str, &'a str)>,
     bounds: &'a [f64],
-    concurrent: i64,
+    concurrent: u64,
     /// Per outcome: per-bucket counts and the sum in nanoseconds.
     results: [(Vec<u64>, u64); 3],
 }
@@ -314,9 +321,10 @@ impl Collector for Arc<FunctionSites> {
                 }
             };
             let series = &mut merged[index];
-            series.concurrent += site.concurrent();
+            let mut finished = 0;
             for outcome in Outcome::ALL {
                 let sum = site.read(outcome, &mut counts);
+                finished += counts.iter().sum::<u64>();
                 let (total, total_sum) = &mut series.results[outcome as usize];
                 if total.is_empty() {
                     total.resize(counts.len(), 0);
@@ -326,6 +334,7 @@ impl Collector for Arc<FunctionSites> {
                 }
                 *total_sum = total_sum.saturating_add(sum);
             }
+            series.concurrent += site.started().saturating_sub(finished);
         }
 
         let mut calls = MetricFamily::counter(

@@ -31,6 +31,9 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `process` | yes | [`ProcessCollector`]: the standard `process_*` metrics on Linux |
+//! | `macros` | yes | [`instrumented`]: calls, errors, in-flight and latency of any function |
+//! | `http` | no | `#[instrumented]` counts `http` responses with a 5xx status as errors (axum's types) |
+//! | `actix-web` | no | `#[instrumented]` counts actix-web responses with a 5xx status as errors |
 //! | `otlp` | no | `otlp::OtlpExporter`: OTLP/HTTP protobuf export to an OpenTelemetry collector, periodic with a final flush |
 //! | `push` | no | `push::Pushgateway`: push, push-add and delete for batch jobs |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
@@ -73,6 +76,19 @@
 //! that live elsewhere: a pool's size, a queue's depth, the operating system's view of the
 //! process ([`ProcessCollector`]). A failing collector is counted, not fatal.
 //!
+//! # Functions
+//!
+//! [`#[instrumented]`](instrumented) on a function, a method or an `impl` block records
+//! `function_calls_total`, `function_calls_duration_seconds` and `function_calls_concurrent`
+//! by function, module and result, through one static per function: no lookup per call.
+//!
+//! ```
+//! #[metrics_core::instrumented]
+//! async fn charge(cents: u64) -> Result<u64, std::io::Error> {
+//!     Ok(cents)
+//! }
+//! ```
+//!
 //! # HTTP services
 //!
 //! [`http::HttpMetrics`] is the golden-signal recorder that metrics-tower and metrics-actix
@@ -91,6 +107,7 @@ mod atomic;
 mod base64;
 #[cfg(any(feature = "push", feature = "otlp"))]
 mod client;
+mod clock;
 mod collector;
 mod counter;
 pub mod encoding;
