@@ -9,8 +9,8 @@ mod expand;
 
 use proc_macro::TokenStream;
 
-/// Records calls, errors, in-flight calls and latency of a function, a method or every method
-/// of an `impl` block. See `metrics_core::instrumented` for the documentation.
+/// (This attribute is defined in the `metrics-macros` crate; `metrics-core` re-exports it
+/// with the documentation above.)
 #[proc_macro_attribute]
 pub fn instrumented(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::instrumented(args.into(), item.into()).into()

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_core::Registry;
 use vitals_tests::http::get;
 use vitals_tests::prometheus::PrometheusServer;
 
@@ -43,8 +42,7 @@ fn first(results: &[(String, f64)]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_the_golden_signals_of_the_axum_app() {
-    let registry = Registry::new();
-    let app = axum_app::app(&registry).unwrap();
+    let app = axum_app::app().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
@@ -61,13 +59,12 @@ fn prometheus_sees_the_golden_signals_of_the_actix_app() {
         .copied()
         .filter(|t| t.0 != "/panic")
         .collect();
-    let registry = Registry::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let server = actix_web::HttpServer::new(move || actix_app::app(&registry).unwrap())
+            let server = actix_web::HttpServer::new(|| actix_app::app().unwrap())
                 .workers(1)
                 .listen(listener)
                 .unwrap()
@@ -160,4 +157,20 @@ fn check_golden_signals(address: SocketAddr, traffic: &[(&str, usize, u16)]) {
     // Saturation: nothing left in flight once the traffic is done.
     let in_flight = prometheus.query("sum(http_requests_in_flight{job=\"vitals\"})");
     assert_eq!(first(&in_flight), 0.0, "{in_flight:?}");
+
+    // The business function behind /users/{id}, instrumented with #[instrumented]: one call
+    // per request, all found, none in flight.
+    let users = prometheus
+        .query("sum by (result) (function_calls_total{job=\"vitals\",function=\"find_user\"})");
+    let calls = |result: &str| {
+        users
+            .iter()
+            .find(|(labels, _)| labels.contains(&format!("\"result\":\"{result}\"")))
+            .map_or(f64::NAN, |r| r.1)
+    };
+    assert_eq!(calls("ok"), 15.0, "{users:?}");
+    assert_eq!(calls("error"), 0.0, "{users:?}");
+    let busy =
+        prometheus.query("sum(function_calls_concurrent{job=\"vitals\",function=\"find_user\"})");
+    assert_eq!(first(&busy), 0.0, "{busy:?}");
 }

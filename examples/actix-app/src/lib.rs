@@ -2,23 +2,27 @@
 //! very same app. They are those of `axum-app`, recorded with the same names and labels.
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
 use bytes::Bytes;
 use metrics_actix::Metrics;
-use metrics_core::Registry;
+use metrics_core::{instrumented, Registry};
 
-/// The example's app, recorded into `registry` (a panic in `/panic` is not caught: actix
+/// The app's metrics: the HTTP middleware's and `#[instrumented]` functions'. A `static`
+/// rather than [`Registry::global`] only so that the end-to-end test can run this app and
+/// `axum-app` in one process without mixing their figures.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// The example's app, recorded into [`REGISTRY`] (a panic in `/panic` is not caught: actix
 /// drops the connection, and the request is counted as a 500).
 ///
 /// # Errors
 ///
 /// A conflict with metrics already in `registry` under the HTTP metric names.
-pub fn app(
-    registry: &Registry,
-) -> Result<
+pub fn app() -> Result<
     App<
         impl ServiceFactory<
             ServiceRequest,
@@ -30,17 +34,14 @@ pub fn app(
     >,
     metrics_core::Error,
 > {
-    let metrics = Metrics::builder().registry(registry).build()?;
+    let metrics = Metrics::builder().registry(&REGISTRY).build()?;
     Ok(App::new()
         .wrap(metrics)
         .route(
             "/",
             web::get().to(|| async { "Welcome to the vitals example.\n" }),
         )
-        .route(
-            "/users/{id}",
-            web::get().to(|id: web::Path<String>| async move { format!("user {id}\n") }),
-        )
+        .route("/users/{id}", web::get().to(user))
         .route(
             "/users/{id}/orders/{order_id}",
             web::get().to(|path: web::Path<(String, String)>| async move {
@@ -55,6 +56,25 @@ pub fn app(
         )
         .route("/panic", web::get().to(panics))
         .route("/stream", web::get().to(stream)))
+}
+
+async fn user(id: web::Path<String>) -> HttpResponse {
+    match find_user(&id).await {
+        Ok(name) => HttpResponse::Ok().body(format!("{name}\n")),
+        Err(UnknownUser) => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// A user id that is not a number.
+#[derive(Debug)]
+pub struct UnknownUser;
+
+/// The business logic behind `/users/{id}`: `function_calls_total{function="find_user"}`,
+/// with `result="error"` for the ids it cannot find.
+#[instrumented(registry = REGISTRY)]
+pub async fn find_user(id: &str) -> Result<String, UnknownUser> {
+    let id: u64 = id.parse().map_err(|_| UnknownUser)?;
+    Ok(format!("user {id}"))
 }
 
 async fn slow() -> &'static str {

@@ -2,6 +2,7 @@
 //! very same app.
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -10,11 +11,16 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use metrics_core::Registry;
+use metrics_core::{instrumented, Registry};
 use metrics_tower::MetricsLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
-/// The example's routes, recorded into `registry` and served with `/metrics`:
+/// The app's metrics: the HTTP layer's and `#[instrumented]` functions'. A `static` rather
+/// than [`Registry::global`] only so that the end-to-end test can run this app and
+/// `actix-app` in one process without mixing their figures.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// The example's routes, recorded into [`REGISTRY`] and served with `/metrics`:
 ///
 /// | route | answers |
 /// |---|---|
@@ -29,14 +35,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 /// # Errors
 ///
 /// A conflict with metrics already in `registry` under the HTTP metric names.
-pub fn app(registry: &Registry) -> Result<Router, metrics_core::Error> {
-    let metrics = MetricsLayer::builder().registry(registry).build()?;
+pub fn app() -> Result<Router, metrics_core::Error> {
+    let metrics = MetricsLayer::builder().registry(&REGISTRY).build()?;
     Ok(Router::new()
         .route("/", get(|| async { "Welcome to the vitals example.\n" }))
-        .route(
-            "/users/{id}",
-            get(|Path(id): Path<String>| async move { format!("user {id}\n") }),
-        )
+        .route("/users/{id}", get(user))
         .route(
             "/users/{id}/orders/{order_id}",
             get(|Path((id, order)): Path<(String, String)>| async move {
@@ -53,6 +56,25 @@ pub fn app(registry: &Registry) -> Result<Router, metrics_core::Error> {
         // Inside the metrics layer: a panic becomes the 500 the layer records.
         .layer(CatchPanicLayer::new())
         .layer(metrics))
+}
+
+async fn user(Path(id): Path<String>) -> Result<String, StatusCode> {
+    match find_user(&id).await {
+        Ok(name) => Ok(format!("{name}\n")),
+        Err(UnknownUser) => Err(StatusCode::NOT_FOUND),
+    }
+}
+
+/// A user id that is not a number.
+#[derive(Debug)]
+pub struct UnknownUser;
+
+/// The business logic behind `/users/{id}`: `function_calls_total{function="find_user"}`,
+/// with `result="error"` for the ids it cannot find.
+#[instrumented(registry = REGISTRY)]
+pub async fn find_user(id: &str) -> Result<String, UnknownUser> {
+    let id: u64 = id.parse().map_err(|_| UnknownUser)?;
+    Ok(format!("user {id}"))
 }
 
 async fn slow() -> &'static str {

@@ -5,15 +5,14 @@
 //! then try `curl localhost:3000/users/42`, `curl localhost:3000/stream`, and
 //! `curl localhost:3000/metrics`.
 
-use metrics_core::{ProcessCollector, Registry};
+use metrics_core::ProcessCollector;
 
 #[tokio::main]
 async fn main() {
     let address = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let registry = Registry::global();
     // The process's CPU, memory and file descriptors, next to the HTTP metrics.
-    let _ = registry.register_collector("process", ProcessCollector::new());
-    let app = match axum_app::app(registry) {
+    let _ = axum_app::REGISTRY.register_collector("process", ProcessCollector::new());
+    let app = match axum_app::app() {
         Ok(app) => app,
         Err(error) => {
             eprintln!("cannot register the HTTP metrics: {error}");
