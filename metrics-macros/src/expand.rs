@@ -516,3 +516,94 @@ fn boxed_future(block: &Block) -> Option<Shape<'_>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: TokenStream, item: TokenStream) -> String {
+        instrumented(args, item).to_string()
+    }
+
+    #[test]
+    fn docs_attributes_visibility_and_signature_are_kept() {
+        let out = expand(
+            quote!(),
+            quote! {
+                /// Finds a user.
+                #[inline]
+                #[cfg_attr(test, allow(dead_code))]
+                pub(crate) async fn find<'a, T: Clone>(id: &'a T) -> Result<T, String>
+                where
+                    T: Send,
+                { Ok(id.clone()) }
+            },
+        );
+        let expected_head = quote! {
+            #[doc = r" Finds a user."]
+            #[inline]
+            #[cfg_attr(test, allow(dead_code))]
+            pub(crate) async fn find<'a, T: Clone>(id: &'a T) -> Result<T, String>
+            where
+                T: Send,
+        }
+        .to_string();
+        assert!(out.starts_with(&expected_head), "{out}");
+    }
+
+    #[test]
+    fn generated_code_names_only_private_paths_of_metrics_core() {
+        let out = expand(
+            quote!(),
+            quote!(
+                fn f() -> u8 {
+                    1
+                }
+            ),
+        );
+        for path in out.split(":: metrics_core ::").skip(1) {
+            assert!(path.trim_start().starts_with("__private"), "{out}");
+        }
+        assert!(out.contains(":: metrics_core :: __private :: Call :: start"));
+    }
+
+    #[test]
+    fn an_error_keeps_the_item_so_the_rest_still_compiles() {
+        let out = expand(
+            quote!(nmae = "x"),
+            quote!(
+                fn keep_me() {}
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("fn keep_me"), "{out}");
+    }
+
+    #[test]
+    fn impl_names() {
+        let names = |imp: TokenStream| {
+            let imp: ItemImpl = syn::parse2(imp).unwrap();
+            impl_prefix(&imp)
+        };
+        assert_eq!(
+            names(quote!(
+                impl<T> Store<T> {}
+            )),
+            "Store"
+        );
+        assert_eq!(
+            names(quote!(impl Display for app::Money {})),
+            "<Money as Display>"
+        );
+        assert_eq!(
+            names(quote!(
+                impl<T: Debug> Loud for T {}
+            )),
+            "Loud"
+        );
+        assert_eq!(
+            names(quote!(impl Greet for &Person {})),
+            "<Person as Greet>"
+        );
+    }
+}
