@@ -24,23 +24,47 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; }
 trap cleanup EXIT
 
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system CPU of a process, in clock ticks
+hz=$(getconf CLK_TCK)
+
+# Prints "<requests per second> <server CPU microseconds per request>" for one mode. CPU per
+# request is the steadier figure on a shared machine: it does not depend on how the scheduler
+# splits the two cores between wrk and the server.
 rps() { # mode
   "$server" "$1" "127.0.0.1:$port" & pid=$!
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/users/1" 2>/dev/null && break; sleep 0.1; done
-  wrk -t1 -c32 -d"${seconds}s" "http://127.0.0.1:$port/users/42" | awk '/Requests\/sec/ {print $2}'
+  local before after out
+  before=$(ticks "$pid")
+  out=$(wrk -t1 -c32 -d"${seconds}s" "http://127.0.0.1:$port/users/42")
+  after=$(ticks "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  echo "$out" | awk -v cpu=$((after - before)) -v hz="$hz" '
+    /requests in/ {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%s %.3f\n", r, cpu / hz * 1e6 / n}'
 }
 
-declare -a bare vitals
+# axum also runs a layer that records nothing: the floor under any body-watching middleware.
+modes="bare vitals"
+if [ "$framework" = axum ]; then modes="bare noop vitals"; fi
+results=()
 for round in $(seq "$rounds"); do
-  bare+=("$(rps bare)")
-  vitals+=("$(rps vitals)")
-  echo "round $round: bare ${bare[-1]} req/s, vitals ${vitals[-1]} req/s"
+  line="round $round:"
+  for mode in $modes; do
+    read -r r c <<<"$(rps "$mode")"
+    results+=("$mode $r $c")
+    line="$line $mode $r req/s ($c µs CPU/request);"
+  done
+  echo "$line"
 done
-python3 - "${bare[*]}" "${vitals[*]}" <<'PY'
+python3 - "${results[@]}" <<'PY'
 import statistics, sys
-bare = [float(x) for x in sys.argv[1].split()]
-vitals = [float(x) for x in sys.argv[2].split()]
-b, v = statistics.median(bare), statistics.median(vitals)
-print(f"median bare {b:.0f} req/s, vitals {v:.0f} req/s: vitals/bare = {v / b:.3f}")
+rows = [arg.split() for arg in sys.argv[1:]]
+modes = list(dict.fromkeys(r[0] for r in rows))
+rps = {m: statistics.median(float(r[1]) for r in rows if r[0] == m) for m in modes}
+cpu = {m: statistics.median(float(r[2]) for r in rows if r[0] == m) for m in modes}
+for m in modes:
+    print(f"median {m}: {rps[m]:.0f} req/s, {cpu[m]:.2f} µs server CPU per request")
+bare_rps, bare_cpu = rps["bare"], cpu["bare"]
+for m in modes[1:]:
+    print(f"{m} vs bare: throughput {rps[m] / bare_rps:.3f}, CPU per request bare/{m} {bare_cpu / cpu[m]:.3f}")
 PY

@@ -41,6 +41,10 @@ fn per_request(c: &mut Criterion) {
     let mut g = c.benchmark_group("axum_request");
     for (name, app) in [
         ("bare_router", router()),
+        (
+            "noop_layer",
+            router().layer(vitals_benches::noop::NoopLayer),
+        ),
         ("vitals", ours),
         ("axum_prometheus", theirs),
     ] {

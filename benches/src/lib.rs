@@ -3,6 +3,8 @@
 //! This library holds the workloads shared by the benchmark binaries so that every crate is
 //! measured on exactly the same inputs.
 
+pub mod noop;
+
 /// Deterministic pseudo-random observations for histogram benchmarks: a xorshift sequence
 /// mapped onto latencies between 0 and about 12 seconds, skewed towards small values.
 #[must_use]

@@ -273,7 +273,7 @@ impl<S> MetricsMiddleware<S> {
         let metrics = self.shared.metrics.as_ref().ok()?;
         // actix resolves the pattern from its resource map and the path: known before routing.
         let pattern = request.match_pattern();
-        let mut guard = metrics.start(request.method().as_str(), pattern.map(Arc::from));
+        let mut guard = metrics.start(request.method().as_str(), pattern.as_deref());
         guard.declared_request_length(
             request
                 .headers()

@@ -238,6 +238,26 @@ impl<M: Metric> Family<M> {
         Ok(self.core.lookup(&Ordered(values)))
     }
 
+    /// As [`label_values`](Self::label_values), but gives where the series lives, so that it
+    /// can be found again with [`series`](Self::series) without another lookup.
+    #[inline]
+    pub(crate) fn index_of(&self, values: &[&str]) -> Result<SeriesIndex, Error> {
+        self.check_len(values.len())?;
+        Ok(self.core.lookup_index(&Ordered(values)))
+    }
+
+    /// The series an [`index_of`](Self::index_of) gave.
+    #[inline]
+    pub(crate) fn series(&self, index: SeriesIndex) -> &M {
+        self.core.series(index)
+    }
+
+    /// A label value of the series an [`index_of`](Self::index_of) gave, by position;
+    /// `None` for the overflow series.
+    pub(crate) fn label_value(&self, index: SeriesIndex, position: usize) -> Option<&str> {
+        self.core.label_value(index, position)
+    }
+
     /// Removes the series for these labels from the exposition; returns whether it was there.
     ///
     /// Handles taken before keep working. A later lookup of the same label set brings the
@@ -584,9 +604,18 @@ impl<L: LabelSet> Key for Typed<'_, L> {
     }
 }
 
+/// Where a series lives in its family, from one lookup: the series can be found again
+/// without hashing its labels. Crate-internal: the HTTP recorder keeps one per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeriesIndex(u32);
+
+const OVERFLOW_INDEX: u32 = u32::MAX;
+
 /// One series of a family: its label values, their rendering, and its metric.
 struct Node<M> {
     hash: u64,
+    /// Its own index in the arena, for [`SeriesIndex`].
+    index: u32,
     /// The label values, and their rendering for the text formats.
     labels: LabelText,
     metric: M,
@@ -737,8 +766,11 @@ impl<M: Metric> FamilyCore<M> {
             &|f| key.visit(f),
             scratch,
         )?;
+        // One writer at a time: the next push takes the current length as its index.
+        let index = u32::try_from(self.nodes.len()).ok()?;
         let node = Node {
             hash,
+            index,
             labels,
             metric: M::create(&self.config),
             next: bucket.load(Ordering::Relaxed),
@@ -749,6 +781,42 @@ impl<M: Metric> FamilyCore<M> {
         bucket.store(index_link(index), Ordering::Release);
         self.live.store(live + 1, Ordering::Release);
         self.nodes.get(index)
+    }
+
+    /// As [`lookup`](Self::lookup), but gives the series' index, to come back to it
+    /// without another lookup.
+    #[inline]
+    fn lookup_index<K: Key>(&self, key: &K) -> SeriesIndex {
+        match self.lookup_node(key) {
+            Some(node) => SeriesIndex(node.index),
+            None => {
+                self.overflow();
+                SeriesIndex(OVERFLOW_INDEX)
+            }
+        }
+    }
+
+    /// The series at `index`, as a lookup gave it.
+    #[inline]
+    fn series(&self, index: SeriesIndex) -> &M {
+        match self.nodes.get(index.0 as usize) {
+            Some(node) if index.0 != OVERFLOW_INDEX => &node.metric,
+            // The overflow series (counted when the lookup was redirected).
+            _ => self.overflow.get_or_init(|| M::create(&self.config)),
+        }
+    }
+
+    /// The label value at `position` of the series at `index`; `None` for the overflow
+    /// series.
+    fn label_value(&self, index: SeriesIndex, position: usize) -> Option<&str> {
+        if index.0 == OVERFLOW_INDEX {
+            return None;
+        }
+        self.nodes
+            .get(index.0 as usize)?
+            .labels
+            .values()
+            .nth(position)
     }
 
     #[cold]
@@ -893,6 +961,39 @@ mod tests {
         fn dense_index(&self) -> usize {
             usize::MAX
         }
+    }
+
+    #[test]
+    fn a_series_index_finds_the_same_series_and_its_labels_again() {
+        let r = Registry::new();
+        let family = r
+            .gauge("in_flight", "h")
+            .labels(["method", "route"])
+            .series_cap(1)
+            .register()
+            .unwrap();
+        let users = family.index_of(&["GET", "/users/{id}"]).unwrap();
+        family.series(users).inc();
+        assert_eq!(
+            family.label_values(&["GET", "/users/{id}"]).unwrap().get(),
+            1
+        );
+        assert_eq!(family.label_value(users, 0), Some("GET"));
+        assert_eq!(family.label_value(users, 1), Some("/users/{id}"));
+        assert_eq!(family.label_value(users, 2), None);
+        // Past the cap: the overflow series, which has no label values of its own.
+        let other = family.index_of(&["GET", "/other"]).unwrap();
+        assert_ne!(other, users);
+        assert_eq!(family.label_value(other, 1), None);
+        family.series(other).add(3);
+        assert_eq!(
+            r.get_sample_value(
+                "in_flight",
+                &[("method", "__overflow__"), ("route", "__overflow__")]
+            ),
+            Some(3.0)
+        );
+        assert_eq!(family.overflowed(), 1);
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //!
 //! let registry = Registry::new();
 //! let metrics = HttpMetrics::builder(&registry).build()?;
-//! let mut request = metrics.start("GET", Some("/users/{id}".into()));
+//! let mut request = metrics.start("GET", Some("/users/{id}"));
 //! request.response(200);
 //! request.add_response_bytes(512);
 //! request.finish();
@@ -40,9 +40,9 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::error::Error;
+use crate::family::SeriesIndex;
 use crate::histogram::Buckets;
 use crate::route::UNMATCHED_ROUTE;
 use crate::{Counter, Family, Gauge, Histogram, Registry};
@@ -416,7 +416,7 @@ impl HttpMetrics {
 
     /// The route label of requests that no route matched.
     #[must_use]
-    pub fn unmatched_route(&self) -> &Arc<str> {
+    pub fn unmatched_route(&self) -> &str {
         &self.inner.unmatched
     }
 
@@ -424,24 +424,39 @@ impl HttpMetrics {
     /// `route` is the route template if already known (`None` for unmatched, or set it later
     /// with [`RequestGuard::set_route`]).
     #[must_use = "the request is recorded when the guard finishes or drops"]
-    pub fn start(&self, method: &str, route: Option<Arc<str>>) -> RequestGuard {
+    pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
         let method = normalize_method(method);
-        let route = route.unwrap_or_else(|| Arc::clone(&self.inner.unmatched));
-        let excluded = self.inner.is_excluded(&route);
-        let guard = RequestGuard {
-            metrics: (!excluded).then(|| Arc::clone(&self.inner)),
+        let route = route.unwrap_or(&self.inner.unmatched);
+        let mut guard = RequestGuard {
+            metrics: None,
             method,
-            route,
-            started: Instant::now(),
+            route: RouteSlot::Unset,
+            started: crate::clock::now(),
             status: None,
             request_bytes: None,
             response_bytes: 0,
             upgraded: false,
             recorded: false,
         };
-        guard.in_flight(1);
+        if !self.inner.is_excluded(route) {
+            guard.metrics = Some(Arc::clone(&self.inner));
+            guard.enter(route);
+        }
         guard
     }
+}
+
+/// Where a request's route is: the in-flight series it is counted in, whose label holds the
+/// route, so that neither a copy of the route nor a second lookup is needed when the request
+/// ends. Only a route that went to the overflow series is kept apart.
+#[derive(Debug)]
+enum RouteSlot {
+    /// Not counted in flight (an excluded route, or recorded already).
+    Unset,
+    /// Counted in the in-flight series at this index.
+    Series(SeriesIndex),
+    /// Counted in the in-flight overflow series; the route itself.
+    Overflow(SeriesIndex, Box<str>),
 }
 
 /// One request being served; records it when finished or dropped (see the [module
@@ -451,8 +466,9 @@ pub struct RequestGuard {
     /// `None` for an excluded route: nothing is recorded.
     metrics: Option<Arc<Inner>>,
     method: &'static str,
-    route: Arc<str>,
-    started: Instant,
+    route: RouteSlot,
+    /// A reading of [`crate::clock`].
+    started: u64,
     status: Option<u16>,
     /// `None` until the adapter knows the request body's size.
     request_bytes: Option<u64>,
@@ -464,21 +480,56 @@ pub struct RequestGuard {
 impl RequestGuard {
     /// Sets the route once routing knows it (`None`: no route matched); the in-flight count
     /// moves to the new route.
-    pub fn set_route(&mut self, route: Option<Arc<str>>) {
+    pub fn set_route(&mut self, route: Option<&str>) {
         let Some(metrics) = self.metrics.clone() else {
             return;
         };
-        let route = route.unwrap_or_else(|| Arc::clone(&metrics.unmatched));
-        if route == self.route {
+        let route = route.unwrap_or(&metrics.unmatched);
+        if self.route_str() == Some(route) {
             return;
         }
-        self.in_flight(-1);
-        if metrics.is_excluded(&route) {
+        self.leave();
+        self.route = RouteSlot::Unset;
+        if metrics.is_excluded(route) {
             self.metrics = None;
             return;
         }
-        self.route = route;
-        self.in_flight(1);
+        self.enter(route);
+    }
+
+    /// Counts the request in flight under `route`.
+    fn enter(&mut self, route: &str) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        // Label values are never refused: the family takes any string.
+        let Ok(index) = metrics.in_flight.index_of(&[self.method, route]) else {
+            return;
+        };
+        metrics.in_flight.series(index).inc();
+        self.route = match metrics.in_flight.label_value(index, 1) {
+            Some(_) => RouteSlot::Series(index),
+            None => RouteSlot::Overflow(index, route.into()),
+        };
+    }
+
+    /// Takes the request out of the in-flight count (the route stays known).
+    fn leave(&self) {
+        if let (Some(metrics), RouteSlot::Series(index) | RouteSlot::Overflow(index, _)) =
+            (&self.metrics, &self.route)
+        {
+            metrics.in_flight.series(*index).dec();
+        }
+    }
+
+    /// The route the request is counted under.
+    fn route_str(&self) -> Option<&str> {
+        let metrics = self.metrics.as_deref()?;
+        match &self.route {
+            RouteSlot::Unset => None,
+            RouteSlot::Series(index) => metrics.in_flight.label_value(*index, 1),
+            RouteSlot::Overflow(_, route) => Some(route),
+        }
     }
 
     /// The response started with this status.
@@ -518,24 +569,16 @@ impl RequestGuard {
         self.record();
     }
 
-    fn in_flight(&self, delta: i64) {
-        if let Some(metrics) = &self.metrics {
-            // Label values are never refused: the family takes any string.
-            if let Ok(gauge) = metrics.in_flight.label_values(&[self.method, &self.route]) {
-                gauge.add(delta);
-            }
-        }
-    }
-
     fn record(&mut self) {
         if self.recorded {
             return;
         }
         self.recorded = true;
-        self.in_flight(-1);
+        self.leave();
         let Some(metrics) = self.metrics.as_deref() else {
             return;
         };
+        let elapsed_nanos = crate::clock::nanos_since(self.started);
         let status = if std::thread::panicking() {
             STATUS_PANICKED
         } else {
@@ -556,7 +599,7 @@ impl RequestGuard {
         let route = if status == 405 {
             &*metrics.unmatched
         } else {
-            &*self.route
+            self.route_str().unwrap_or(&metrics.unmatched)
         };
         let method = self.method;
         if let Some(requests) = &metrics.requests {
@@ -585,7 +628,8 @@ impl RequestGuard {
                 }
             };
             if let Ok(histogram) = histogram {
-                histogram.observe_duration(self.started.elapsed());
+                #[allow(clippy::cast_precision_loss)]
+                histogram.observe(elapsed_nanos as f64 * 1e-9);
             }
         }
         #[allow(clippy::cast_precision_loss)]
@@ -613,8 +657,8 @@ impl Drop for RequestGuard {
 mod tests {
     use super::*;
 
-    fn route(r: &str) -> Option<Arc<str>> {
-        Some(Arc::from(r))
+    fn route(r: &str) -> Option<&str> {
+        Some(r)
     }
 
     fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -935,7 +979,7 @@ mod tests {
         for i in 0..2_000 {
             let method = format!("M{i}\u{0}\n\"");
             let path = format!("/{i}/\"\\\n{{}}");
-            let mut guard = metrics.start(&method, Some(Arc::from(path.as_str())));
+            let mut guard = metrics.start(&method, Some(path.as_str()));
             guard.response(200);
             guard.finish();
         }

@@ -77,7 +77,8 @@ impl<S> Metrics<S> {
 
     fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {
         let metrics = self.shared.metrics.as_ref().ok()?;
-        let mut guard = metrics.start(request.method().as_str(), self.route(request));
+        let method = request.method().as_str();
+        let mut guard = self.with_route(request, |route| metrics.start(method, route));
         guard.declared_request_length(
             request
                 .headers()
@@ -87,15 +88,18 @@ impl<S> Metrics<S> {
         Some(guard)
     }
 
-    /// The route template: axum's `MatchedPath`, then the templater, else unmatched.
-    fn route<B>(&self, request: &Request<B>) -> Option<Arc<str>> {
+    /// Calls `f` with the route template: axum's `MatchedPath`, then the templater, else
+    /// `None` (unmatched). Borrowed, not copied: the recorder keeps the route in its series.
+    fn with_route<B, T>(&self, request: &Request<B>, f: impl FnOnce(Option<&str>) -> T) -> T {
         #[cfg(feature = "axum")]
         if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
-            return Some(Arc::from(matched.as_str()));
+            return f(Some(matched.as_str()));
         }
-        let templater = self.shared.templater.as_ref()?;
+        let Some(templater) = self.shared.templater.as_ref() else {
+            return f(None);
+        };
         let template = templater.template(request.uri().path());
-        (template != UNMATCHED_ROUTE).then(|| Arc::from(template))
+        f((template != UNMATCHED_ROUTE).then_some(template.as_str()))
     }
 }
 

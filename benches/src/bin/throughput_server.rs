@@ -1,7 +1,7 @@
-//! The server of the throughput benchmark (`benches/throughput.sh`): an axum router, bare or
-//! with vitals' `MetricsLayer`, on the address given.
+//! The server of the throughput benchmark (`benches/throughput.sh`): an axum router, bare,
+//! with a layer that records nothing, or with vitals' `MetricsLayer`, on the address given.
 //!
-//! `throughput_server <bare|vitals> <address>`
+//! `throughput_server <bare|noop|vitals> <address>`
 
 use axum::routing::get;
 use axum::Router;
@@ -15,8 +15,10 @@ async fn main() {
     let app = match mode.as_str() {
         "bare" => router,
         "vitals" => router.layer(metrics_tower::MetricsLayer::new()),
+        // A layer that records nothing: the floor under any body-watching middleware.
+        "noop" => router.layer(vitals_benches::noop::NoopLayer),
         other => {
-            eprintln!("unknown mode {other:?}: use bare or vitals");
+            eprintln!("unknown mode {other:?}: use bare, noop or vitals");
             std::process::exit(2);
         }
     };
