@@ -252,6 +252,13 @@ impl<M: Metric> Family<M> {
         self.core.series(index)
     }
 
+    /// The series an [`index_of`](Self::index_of) gave, if it was not removed since; `None`
+    /// for the overflow series too, which is found by a lookup only (so that it is counted).
+    #[inline]
+    pub(crate) fn live_series(&self, index: SeriesIndex) -> Option<&M> {
+        self.core.live_series(index)
+    }
+
     /// A label value of the series an [`index_of`](Self::index_of) gave, by position;
     /// `None` for the overflow series.
     pub(crate) fn label_value(&self, index: SeriesIndex, position: usize) -> Option<&str> {
@@ -609,6 +616,18 @@ impl<L: LabelSet> Key for Typed<'_, L> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SeriesIndex(u32);
 
+impl SeriesIndex {
+    /// The index as a number, for compact caches; `None` for the overflow series.
+    pub(crate) fn get(self) -> Option<u32> {
+        (self.0 != OVERFLOW_INDEX).then_some(self.0)
+    }
+
+    /// The index of a number [`get`](Self::get) gave.
+    pub(crate) fn from_raw(index: u32) -> Self {
+        Self(index)
+    }
+}
+
 const OVERFLOW_INDEX: u32 = u32::MAX;
 
 /// One series of a family: its label values, their rendering, and its metric.
@@ -794,6 +813,13 @@ impl<M: Metric> FamilyCore<M> {
                 SeriesIndex(OVERFLOW_INDEX)
             }
         }
+    }
+
+    /// The series at `index` if it is still live (not removed since the lookup).
+    #[inline]
+    fn live_series(&self, index: SeriesIndex) -> Option<&M> {
+        let node = self.nodes.get(index.0 as usize)?;
+        node.live.load(Ordering::Acquire).then_some(&node.metric)
     }
 
     /// The series at `index`, as a lookup gave it.

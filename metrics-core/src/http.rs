@@ -39,13 +39,15 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
 use crate::family::SeriesIndex;
 use crate::histogram::Buckets;
+use crate::metric::CachePadded;
 use crate::route::UNMATCHED_ROUTE;
-use crate::{Counter, Family, Gauge, Histogram, Registry};
+use crate::{Counter, Family, Histogram, Registry};
 
 /// The status label of a request whose response never started: the client went away or the
 /// server dropped the request's future. (nginx's "client closed request".)
@@ -183,7 +185,7 @@ impl HttpMetricsBuilder {
                     .register()?,
                 );
                 in_flight = capped(
-                    r.gauge("http_requests_in_flight", "HTTP requests being served.")
+                    r.in_flight_gauge("http_requests_in_flight", "HTTP requests being served.")
                         .labels(["method", "route"]),
                     cap,
                 )
@@ -223,7 +225,7 @@ impl HttpMetricsBuilder {
             Naming::OpenTelemetry => {
                 requests = None;
                 in_flight = capped(
-                    r.gauge(
+                    r.in_flight_gauge(
                         "http_server_active_requests",
                         "Number of active HTTP server requests.",
                     )
@@ -388,7 +390,7 @@ struct Inner {
     excluded: Box<[Box<str>]>,
     requests: Option<Family<Counter>>,
     duration: Family<Histogram>,
-    in_flight: Family<Gauge>,
+    in_flight: Family<InFlight>,
     request_size: Option<Family<Histogram>>,
     response_size: Option<Family<Histogram>>,
 }
@@ -506,7 +508,7 @@ impl RequestGuard {
         let Ok(index) = metrics.in_flight.index_of(&[self.method, route]) else {
             return;
         };
-        metrics.in_flight.series(index).inc();
+        metrics.in_flight.series(index).add(1);
         self.route = match metrics.in_flight.label_value(index, 1) {
             Some(_) => RouteSlot::Series(index),
             None => RouteSlot::Overflow(index, route.into()),
@@ -518,7 +520,7 @@ impl RequestGuard {
         if let (Some(metrics), RouteSlot::Series(index) | RouteSlot::Overflow(index, _)) =
             (&self.metrics, &self.route)
         {
-            metrics.in_flight.series(*index).dec();
+            metrics.in_flight.series(*index).add(-1);
         }
     }
 
@@ -584,6 +586,77 @@ impl RequestGuard {
         } else {
             self.status.unwrap_or(STATUS_CLIENT_CLOSED)
         };
+        let (counter, histogram) = match self.remembered_ends(metrics, status) {
+            Some(ends) => ends,
+            None => self.look_up_ends(metrics, status),
+        };
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+        // An upgraded connection's life is not a latency: it stays out of the histogram
+        // (with OpenTelemetry naming, whose request count is the histogram's, it is not
+        // counted either).
+        if let (false, Some(histogram)) = (self.upgraded, histogram) {
+            #[allow(clippy::cast_precision_loss)]
+            histogram.observe(elapsed_nanos as f64 * 1e-9);
+        }
+        if metrics.request_size.is_none() && metrics.response_size.is_none() {
+            return;
+        }
+        let route = self.end_route(metrics, status);
+        #[allow(clippy::cast_precision_loss)]
+        for (family, bytes) in [
+            (&metrics.request_size, self.request_bytes),
+            (&metrics.response_size, Some(self.response_bytes)),
+        ] {
+            let (Some(family), Some(bytes)) = (family, bytes) else {
+                continue;
+            };
+            if let Ok(histogram) = family.label_values(&[self.method, route]) {
+                histogram.observe(bytes as f64);
+            }
+        }
+    }
+
+    /// The route a request that ended with `status` is recorded under: a 405 means no route
+    /// took the method, so it counts with the requests no route matched.
+    fn end_route<'a>(&'a self, metrics: &'a Inner, status: u16) -> &'a str {
+        if status == 405 {
+            &metrics.unmatched
+        } else {
+            self.route_str().unwrap_or(&metrics.unmatched)
+        }
+    }
+
+    /// The series this route's requests ending with `status` went to before, as the in-flight
+    /// series remembers them: no hashing, no label comparison.
+    #[inline]
+    fn remembered_ends<'a>(
+        &self,
+        metrics: &'a Inner,
+        status: u16,
+    ) -> Option<(Option<&'a Counter>, Option<&'a Histogram>)> {
+        let RouteSlot::Series(index) = self.route else {
+            return None;
+        };
+        let (requests, duration) = metrics.in_flight.series(index).ends(status)?;
+        let counter = match (&metrics.requests, requests) {
+            (Some(family), Some(index)) => Some(family.live_series(index)?),
+            (None, None) => None,
+            _ => return None,
+        };
+        Some((counter, Some(metrics.duration.live_series(duration)?)))
+    }
+
+    /// Looks the series of this request's end up by their labels, and has the in-flight
+    /// series remember where they are. An upgraded request has no histogram series (its
+    /// time is not a latency), so nothing is remembered for it.
+    #[cold]
+    fn look_up_ends<'a>(
+        &self,
+        metrics: &'a Inner,
+        status: u16,
+    ) -> (Option<&'a Counter>, Option<&'a Histogram>) {
         let mut code = itoa::Buffer::new();
         let class_digits;
         let status_label: &str = if metrics.status_classes {
@@ -595,55 +668,144 @@ impl RequestGuard {
         } else {
             code.format(status)
         };
-        // A 405 means no route took the method: it counts with the requests no route matched.
-        let route = if status == 405 {
-            &*metrics.unmatched
-        } else {
-            self.route_str().unwrap_or(&metrics.unmatched)
-        };
+        let route = self.end_route(metrics, status);
         let method = self.method;
-        if let Some(requests) = &metrics.requests {
-            if let Ok(counter) = requests.label_values(&[method, route, status_label]) {
-                counter.inc();
-            }
+        // Label values are never refused: the families take any string of the right count.
+        let requests = metrics.requests.as_ref().and_then(|family| {
+            let index = family.index_of(&[method, route, status_label]).ok()?;
+            Some((family, index))
+        });
+        let counter = requests.map(|(family, index)| family.series(index));
+        if self.upgraded {
+            return (counter, None);
         }
-        // An upgraded connection's life is not a latency: it stays out of the histogram
-        // (with OpenTelemetry naming, whose request count is the histogram's, it is not
-        // counted either).
-        if !self.upgraded {
-            let mut error_code = itoa::Buffer::new();
-            let histogram = match metrics.naming {
-                Naming::Prometheus => metrics
+        let mut error_code = itoa::Buffer::new();
+        let duration_index = match metrics.naming {
+            Naming::Prometheus => metrics.duration.index_of(&[method, route, status_label]),
+            Naming::OpenTelemetry => {
+                let error_type = match status {
+                    STATUS_CLIENT_CLOSED => "cancelled",
+                    500..=599 => error_code.format(status),
+                    _ => "",
+                };
+                metrics
                     .duration
-                    .label_values(&[method, route, status_label]),
-                Naming::OpenTelemetry => {
-                    let error_type = match status {
-                        STATUS_CLIENT_CLOSED => "cancelled",
-                        500..=599 => error_code.format(status),
-                        _ => "",
-                    };
-                    metrics
-                        .duration
-                        .label_values(&[method, route, status_label, error_type])
-                }
-            };
-            if let Ok(histogram) = histogram {
-                #[allow(clippy::cast_precision_loss)]
-                histogram.observe(elapsed_nanos as f64 * 1e-9);
+                    .index_of(&[method, route, status_label, error_type])
             }
+        };
+        let duration_index = duration_index.unwrap_or(SeriesIndex::from_raw(u32::MAX));
+        if let RouteSlot::Series(index) = self.route {
+            metrics.in_flight.series(index).remember(
+                status,
+                requests.map(|(_, index)| index),
+                duration_index,
+            );
         }
-        #[allow(clippy::cast_precision_loss)]
-        for (family, bytes) in [
-            (&metrics.request_size, self.request_bytes),
-            (&metrics.response_size, Some(self.response_bytes)),
-        ] {
-            let (Some(family), Some(bytes)) = (family, bytes) else {
-                continue;
-            };
-            if let Ok(histogram) = family.label_values(&[method, route]) {
-                histogram.observe(bytes as f64);
+        (counter, Some(metrics.duration.series(duration_index)))
+    }
+}
+
+/// The in-flight gauge of one method and route. Besides its value it remembers, for the last
+/// few statuses its requests ended with, where their counter and histogram series are, so
+/// that the end of a request finds them without hashing labels again: one lookup per request
+/// instead of three. Exposed as a plain gauge.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    core: Arc<CachePadded<InFlightCore>>,
+}
+
+#[derive(Debug, Default)]
+struct InFlightCore {
+    value: AtomicI64,
+    /// Each: status (16 bits; 0 is empty), counter index (24), histogram index (24).
+    ends: [AtomicU64; ENDS],
+}
+
+/// How many statuses per method and route are remembered; others are looked up.
+const ENDS: usize = 4;
+/// An index that does not fit in 24 bits, or no counter (OpenTelemetry naming).
+const NO_SERIES: u64 = (1 << 24) - 1;
+
+impl InFlight {
+    #[inline]
+    fn add(&self, delta: i64) {
+        self.core.value.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Where requests ending with `status` went: the counter's index (none with
+    /// OpenTelemetry naming) and the histogram's.
+    #[inline]
+    fn ends(&self, status: u16) -> Option<(Option<SeriesIndex>, SeriesIndex)> {
+        let status = u64::from(status);
+        self.core.ends.iter().find_map(|slot| {
+            let packed = slot.load(Ordering::Acquire);
+            if packed >> 48 != status {
+                return None;
             }
+            let requests = (packed >> 24) & NO_SERIES;
+            #[allow(clippy::cast_possible_truncation)] // 24 bits
+            let requests = (requests != NO_SERIES).then(|| SeriesIndex::from_raw(requests as u32));
+            #[allow(clippy::cast_possible_truncation)]
+            Some((requests, SeriesIndex::from_raw((packed & NO_SERIES) as u32)))
+        })
+    }
+
+    /// Remembers where requests ending with `status` went. Series in the overflow, or at
+    /// indexes beyond 24 bits, are not remembered: they are looked up each time (which is how
+    /// the overflow is counted).
+    fn remember(&self, status: u16, requests: Option<SeriesIndex>, duration: SeriesIndex) {
+        let fits = |index: SeriesIndex| index.get().filter(|&i| u64::from(i) < NO_SERIES);
+        let Some(duration) = fits(duration) else {
+            return;
+        };
+        let requests = match requests {
+            Some(index) => match fits(index) {
+                Some(i) => u64::from(i),
+                None => return,
+            },
+            None => NO_SERIES,
+        };
+        if status == 0 {
+            return;
         }
+        let packed = u64::from(status) << 48 | requests << 24 | u64::from(duration);
+        let slots = &self.core.ends;
+        let slot = slots
+            .iter()
+            .find(|slot| {
+                let current = slot.load(Ordering::Relaxed) >> 48;
+                current == 0 || current == u64::from(status)
+            })
+            .unwrap_or(&slots[usize::from(status) % ENDS]);
+        slot.store(packed, Ordering::Release);
+    }
+}
+
+impl crate::Metric for InFlight {}
+
+impl crate::metric::sealed::Sealed for InFlight {
+    type Config = ();
+    const KIND: crate::MetricKind = crate::MetricKind::Gauge;
+
+    fn create((): &()) -> Self {
+        Self {
+            core: Arc::default(),
+        }
+    }
+
+    fn reset(&self, (): &()) {
+        self.core.value.store(0, Ordering::Relaxed);
+        for slot in &self.core.ends {
+            slot.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn read<'a>(
+        &'a self,
+        (): &'a (),
+        _: &'a mut crate::metric::sealed::Scratch,
+    ) -> crate::ValueRef<'a> {
+        crate::ValueRef::Gauge(crate::Number::I64(self.core.value.load(Ordering::Relaxed)))
     }
 }
 
@@ -735,6 +897,73 @@ mod tests {
                 &[("method", "GET"), ("route", r)]
             ),
             Some(0.0)
+        );
+    }
+
+    #[test]
+    fn remembered_series_stay_right_across_statuses_removals_and_overflow() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry).build().unwrap();
+        // More statuses than a route remembers, interleaved, many times each.
+        let statuses = [200_u16, 404, 500, 503, 201, 302, 200, 404];
+        for _ in 0..50 {
+            for &status in &statuses {
+                let mut guard = metrics.start("GET", route("/r"));
+                guard.response(status);
+                guard.finish();
+            }
+        }
+        for (status, expected) in [(200, 100.0), (404, 100.0), (500, 50.0), (302, 50.0)] {
+            let code = status.to_string();
+            let labels = [
+                ("method", "GET"),
+                ("route", "/r"),
+                ("status", code.as_str()),
+            ];
+            assert_eq!(
+                value(&registry, "http_requests_total", &labels),
+                Some(expected)
+            );
+            assert_eq!(
+                value(&registry, "http_request_duration_seconds_count", &labels),
+                Some(expected)
+            );
+        }
+
+        // A user clears the family: the next request brings its series back, not lost.
+        let requests = registry
+            .counter("http_requests", "HTTP requests served.")
+            .labels(["method", "route", "status"])
+            .register()
+            .unwrap();
+        requests.clear();
+        let mut guard = metrics.start("GET", route("/r"));
+        guard.response(200);
+        guard.finish();
+        let ok = [("method", "GET"), ("route", "/r"), ("status", "200")];
+        assert_eq!(value(&registry, "http_requests_total", &ok), Some(1.0));
+
+        // Requests redirected to the overflow series are counted each time.
+        let small = Registry::new();
+        let capped = HttpMetrics::builder(&small).series_cap(1).build().unwrap();
+        for path in ["/a", "/b", "/b", "/b"] {
+            let mut guard = capped.start("GET", route(path));
+            guard.response(200);
+            guard.finish();
+        }
+        let overflow = [
+            ("method", "__overflow__"),
+            ("route", "__overflow__"),
+            ("status", "__overflow__"),
+        ];
+        assert_eq!(value(&small, "http_requests_total", &overflow), Some(3.0));
+        assert_eq!(
+            value(
+                &small,
+                "vitals_series_overflow_total",
+                &[("metric", "http_requests")]
+            ),
+            Some(3.0)
         );
     }
 

@@ -233,6 +233,16 @@ impl Registry {
         MetricBuilder::new(self, name.into(), help.into(), ())
     }
 
+    /// Starts registering the HTTP recorder's in-flight gauge, which remembers where each
+    /// route's requests ended (crate-internal; exposed as a plain gauge).
+    pub(crate) fn in_flight_gauge(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+    ) -> MetricBuilder<'_, crate::http::InFlight> {
+        MetricBuilder::new(self, name.into(), help.into(), ())
+    }
+
     /// Starts registering a [`FloatGauge`].
     pub fn float_gauge(
         &self,
