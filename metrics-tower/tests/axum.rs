@@ -510,3 +510,63 @@ async fn errors_from_the_inner_service_are_counted_as_500() {
     assert_eq!(total(&registry, "GET", "/jobs/{id}", "500"), Some(1.0));
     assert_eq!(in_flight(&registry, "GET", "/jobs/{id}"), Some(0.0));
 }
+
+/// A real WebSocket through a real server: the upgrade is counted with status 101, stays out of
+/// the latency histogram, leaves nothing in flight, and the connection still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upgrade_is_counted_but_not_timed_and_still_works() {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let registry = Registry::new();
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(|ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(|mut socket| async move {
+                    // Echo one message back.
+                    if let Some(Ok(Message::Text(text))) = socket.recv().await {
+                        let _ = socket.send(Message::Text(text)).await;
+                    }
+                })
+            }),
+        )
+        .layer(layer(&registry));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // A masked text frame from the client; the server's echo comes back unmasked.
+    let payload = b"ping";
+    let mask = [1_u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    stream.write_all(&frame).await.unwrap();
+    let mut echo = [0_u8; 6];
+    stream.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"\x81\x04ping");
+    drop(stream);
+
+    assert_eq!(total(&registry, "GET", "/ws", "101"), Some(1.0));
+    let timed = registry.get_sample_value(
+        "http_request_duration_seconds_count",
+        &[("method", "GET"), ("route", "/ws"), ("status", "101")],
+    );
+    assert_eq!(timed, None, "an upgraded connection is not a latency");
+    assert_eq!(in_flight(&registry, "GET", "/ws"), Some(0.0));
+    server.abort();
+}
