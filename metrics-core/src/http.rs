@@ -968,6 +968,20 @@ mod tests {
     }
 
     #[test]
+    fn the_in_flight_gauge_cannot_be_registered_again_as_a_plain_gauge() {
+        let registry = Registry::new();
+        let _metrics = HttpMetrics::builder(&registry).build().unwrap();
+        let error = registry
+            .gauge("http_requests_in_flight", "HTTP requests being served.")
+            .labels(["method", "route"])
+            .register()
+            .unwrap_err();
+        assert!(error.to_string().contains("HTTP recorder"), "{error}");
+        // A second recorder on the same registry shares it, as before.
+        assert!(HttpMetrics::builder(&registry).build().is_ok());
+    }
+
+    #[test]
     fn upgraded_connections_are_counted_but_not_timed() {
         let registry = Registry::new();
         let metrics = HttpMetrics::builder(&registry).build().unwrap();

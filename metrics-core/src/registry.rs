@@ -373,7 +373,8 @@ impl Registry {
                     .map_err(|_| {
                         Error::conflict(
                             &desc.name,
-                            "it is registered with another value type (integer or float)",
+                            "it is registered with another value type (integer or float), or \
+                             by vitals' HTTP recorder, whose in-flight gauge is its own type",
                         )
                     });
             }
