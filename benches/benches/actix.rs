@@ -1,9 +1,10 @@
 //! Per-request cost of the actix-web middleware, in process, next to the bare app and to
 //! actix-web-prom, in one run: `cargo bench -p vitals-benches --bench actix`.
 //!
-//! Each iteration calls the app with `GET /users/42` through `actix_web::test::call_service`
-//! and reads the body to the end; the added cost of a middleware is its time minus the bare
-//! app's.
+//! Each iteration calls the app through `actix_web::test::call_service` and reads the body to
+//! the end; the added cost of a middleware is its time minus the bare app's. Two paths: a
+//! route with a parameter (`GET /users/42`) and a static one (`GET /health`), which vitals'
+//! middleware resolves without actix's pattern walk once it has seen it.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,17 +14,27 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use metrics_core::Registry;
 
 fn per_request(c: &mut Criterion) {
+    for (group, path) in [
+        ("actix_request", "/users/42"),
+        ("actix_static_route", "/health"),
+    ] {
+        per_path(c, group, path);
+    }
+}
+
+fn per_path(c: &mut Criterion, group: &str, path: &str) {
     let system = actix_web::rt::System::new();
-    let mut g = c.benchmark_group("actix_request");
+    let mut g = c.benchmark_group(group);
     macro_rules! bench {
         ($name:expr, $app:expr) => {{
             let app = system.block_on(test::init_service(
-                $app.route("/users/{id}", web::get().to(|| async { "a user" })),
+                $app.route("/users/{id}", web::get().to(|| async { "a user" }))
+                    .route("/health", web::get().to(|| async { "ok" })),
             ));
             g.bench_function($name, |b| {
                 b.iter(|| {
                     system.block_on(async {
-                        let request = test::TestRequest::get().uri("/users/42").to_request();
+                        let request = test::TestRequest::get().uri(path).to_request();
                         let response = test::call_service(&app, request).await;
                         black_box(test::read_body(response).await)
                     })
@@ -42,7 +53,9 @@ fn per_request(c: &mut Criterion) {
                 .unwrap()
         )
     );
+    // actix-web-prom registers into a registry of its own: one per group.
     let prom = actix_web_prom::PrometheusMetricsBuilder::new("api")
+        .registry(prometheus::Registry::new())
         .endpoint("/metrics")
         .build()
         .unwrap();
@@ -54,7 +67,14 @@ fn per_request(c: &mut Criterion) {
                 "http_requests_total",
                 &[
                     ("method", "GET"),
-                    ("route", "/users/{id}"),
+                    (
+                        "route",
+                        if path == "/health" {
+                            "/health"
+                        } else {
+                            "/users/{id}"
+                        }
+                    ),
                     ("status", "200")
                 ]
             )

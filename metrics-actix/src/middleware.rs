@@ -1,5 +1,7 @@
 //! [`Metrics`] (the transform), [`MetricsMiddleware`] (the service) and [`MetricsResponse`].
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -220,6 +222,7 @@ where
         ready(Ok(MetricsMiddleware {
             service,
             shared: Arc::clone(&self.shared),
+            static_routes: RefCell::default(),
         }))
     }
 }
@@ -228,7 +231,14 @@ where
 pub struct MetricsMiddleware<S> {
     service: S,
     shared: Arc<Shared>,
+    /// Paths that are their own route pattern (static routes such as `/health`), learned from
+    /// `match_pattern()`; one set per worker, as actix builds one middleware per worker.
+    static_routes: RefCell<HashSet<Box<str>>>,
 }
+
+/// At most this many static routes are remembered per worker; past it, the rest are matched
+/// by actix each time, as dynamic routes are.
+const MAX_STATIC_ROUTES: usize = 256;
 
 impl<S> fmt::Debug for MetricsMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -271,9 +281,26 @@ impl<S> MetricsMiddleware<S> {
 
     fn start(&self, request: &ServiceRequest) -> Option<RequestGuard> {
         let metrics = self.shared.metrics.as_ref().ok()?;
-        // actix resolves the pattern from its resource map and the path: known before routing.
-        let pattern = request.match_pattern();
-        let mut guard = metrics.start(request.method().as_str(), pattern.as_deref());
+        let method = request.method().as_str();
+        let path = request.path();
+        // Before routing, actix finds the pattern by walking its resource map with regexes,
+        // which costs more than everything else we do. The answer depends on the path alone,
+        // so a static route (a path that is its own pattern) is remembered and never walked
+        // again; a path with parameters is walked each time (remembering every path would
+        // grow without bound).
+        let known_static = self.static_routes.borrow().contains(path);
+        let mut guard = if known_static {
+            metrics.start(method, Some(path))
+        } else {
+            let pattern = request.match_pattern();
+            if pattern.as_deref() == Some(path) {
+                let mut routes = self.static_routes.borrow_mut();
+                if routes.len() < MAX_STATIC_ROUTES {
+                    routes.insert(path.into());
+                }
+            }
+            metrics.start(method, pattern.as_deref())
+        };
         guard.declared_request_length(
             request
                 .headers()

@@ -321,3 +321,39 @@ async fn a_multi_worker_server_keeps_one_set_of_series_per_process() {
     assert_eq!(families, 1, "one family however many workers");
     handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn static_routes_are_remembered_and_stay_exact_next_to_dynamic_ones() {
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(metrics(&registry))
+            .route("/health", web::get().to(|| async { "ok" }))
+            .service(
+                web::scope("/users")
+                    // A static route that a dynamic one would also match: order decides.
+                    .route("/me", web::get().to(|| async { "me" }))
+                    .route("/{id}", web::get().to(|| async { "a user" })),
+            ),
+    )
+    .await;
+    for _ in 0..3 {
+        for uri in [
+            "/health",
+            "/users/me",
+            "/users/7",
+            "/users/me/",
+            "/health/x",
+        ] {
+            send(&app, Method::GET, uri).await;
+        }
+    }
+    assert_eq!(total(&registry, "GET", "/health", "200"), Some(3.0));
+    assert_eq!(total(&registry, "GET", "/users/me", "200"), Some(3.0));
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(3.0));
+    // Not routes: the unmatched sentinel every time, never the raw path.
+    assert_eq!(total(&registry, "GET", UNMATCHED_ROUTE, "404"), Some(6.0));
+    let text = metrics_core::encoding::text::encode(&registry);
+    assert!(!text.contains("/health/x"), "{text}");
+    assert_eq!(in_flight(&registry, "GET", "/users/me"), Some(0.0));
+}
