@@ -2,9 +2,11 @@
 //! actix-web-prom, in one run: `cargo bench -p vitals-benches --bench actix`.
 //!
 //! Each iteration calls the app through `actix_web::test::call_service` and reads the body to
-//! the end; the added cost of a middleware is its time minus the bare app's. Two paths: a
-//! route with a parameter (`GET /users/42`) and a static one (`GET /health`), which vitals'
-//! middleware resolves without actix's pattern walk once it has seen it.
+//! the end; the added cost of a middleware is its time minus the bare app's. Three workloads,
+//! because vitals' middleware remembers recent paths' route patterns (per worker, bounded):
+//! one path again and again (`GET /users/42`, always remembered), a static route
+//! (`GET /health`), and ids that change every request (`GET /users/<0..100000>`, almost never
+//! remembered: the worst case for vitals).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -14,15 +16,16 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use metrics_core::Registry;
 
 fn per_request(c: &mut Criterion) {
-    for (group, path) in [
-        ("actix_request", "/users/42"),
-        ("actix_static_route", "/health"),
-    ] {
-        per_path(c, group, path);
-    }
+    per_path(c, "actix_request", |_| "/users/42".to_owned());
+    per_path(c, "actix_static_route", |_| "/health".to_owned());
+    // A stride that visits 100,000 ids before repeating one.
+    per_path(c, "actix_varying_ids", |i| {
+        format!("/users/{}", i * 7919 % 100_000)
+    });
 }
 
-fn per_path(c: &mut Criterion, group: &str, path: &str) {
+fn per_path(c: &mut Criterion, group: &str, path: impl Fn(u64) -> String) {
+    let mut i = 0_u64;
     let system = actix_web::rt::System::new();
     let mut g = c.benchmark_group(group);
     macro_rules! bench {
@@ -33,8 +36,10 @@ fn per_path(c: &mut Criterion, group: &str, path: &str) {
             ));
             g.bench_function($name, |b| {
                 b.iter(|| {
+                    i += 1;
+                    let uri = path(i);
                     system.block_on(async {
-                        let request = test::TestRequest::get().uri(path).to_request();
+                        let request = test::TestRequest::get().uri(&uri).to_request();
                         let response = test::call_service(&app, request).await;
                         black_box(test::read_body(response).await)
                     })
@@ -69,7 +74,7 @@ fn per_path(c: &mut Criterion, group: &str, path: &str) {
                     ("method", "GET"),
                     (
                         "route",
-                        if path == "/health" {
+                        if path(0) == "/health" {
                             "/health"
                         } else {
                             "/users/{id}"

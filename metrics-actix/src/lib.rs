@@ -37,6 +37,12 @@
 //! value. A client that goes away before the response is `499`, a panicking handler `500`, an
 //! `Err` from the inner service the status of its `ResponseError`.
 //!
+//! The route is taken before routing, so that the in-flight gauge counts each request under
+//! its route while the handler runs. There `match_pattern()` walks the app's resource map
+//! with regexes, which is the largest part of the middleware's cost, so each worker remembers
+//! recent answers: every static route, and up to 512 recent paths seen at least twice. The
+//! answer depends on the path alone, so this is exact, and its memory is bounded.
+//!
 //! # The metrics endpoint
 //!
 //! `GET /metrics` (configurable, or off) is answered by the middleware itself, in the format
@@ -46,6 +52,7 @@
 
 mod body;
 mod middleware;
+mod patterns;
 
 pub use body::MetricsBody;
 pub use middleware::{Metrics, MetricsBuilder, MetricsMiddleware, MetricsResponse};

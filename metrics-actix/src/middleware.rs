@@ -1,7 +1,5 @@
 //! [`Metrics`] (the transform), [`MetricsMiddleware`] (the service) and [`MetricsResponse`].
 
-use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
@@ -19,6 +17,7 @@ use metrics_core::{Buckets, Error, Registry};
 use pin_project_lite::pin_project;
 
 use crate::body::MetricsBody;
+use crate::patterns::Patterns;
 
 type AccessHook = dyn Fn(&HttpRequest) -> bool + Send + Sync;
 
@@ -222,7 +221,7 @@ where
         ready(Ok(MetricsMiddleware {
             service,
             shared: Arc::clone(&self.shared),
-            static_routes: RefCell::default(),
+            patterns: Patterns::default(),
         }))
     }
 }
@@ -231,14 +230,9 @@ where
 pub struct MetricsMiddleware<S> {
     service: S,
     shared: Arc<Shared>,
-    /// Paths that are their own route pattern (static routes such as `/health`), learned from
-    /// `match_pattern()`; one set per worker, as actix builds one middleware per worker.
-    static_routes: RefCell<HashSet<Box<str>>>,
+    /// Recent answers of `match_pattern()`, per worker.
+    patterns: Patterns,
 }
-
-/// At most this many static routes are remembered per worker; past it, the rest are matched
-/// by actix each time, as dynamic routes are.
-const MAX_STATIC_ROUTES: usize = 256;
 
 impl<S> fmt::Debug for MetricsMiddleware<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -282,25 +276,11 @@ impl<S> MetricsMiddleware<S> {
     fn start(&self, request: &ServiceRequest) -> Option<RequestGuard> {
         let metrics = self.shared.metrics.as_ref().ok()?;
         let method = request.method().as_str();
-        let path = request.path();
-        // Before routing, actix finds the pattern by walking its resource map with regexes,
-        // which costs more than everything else we do. The answer depends on the path alone,
-        // so a static route (a path that is its own pattern) is remembered and never walked
-        // again; a path with parameters is walked each time (remembering every path would
-        // grow without bound).
-        let known_static = self.static_routes.borrow().contains(path);
-        let mut guard = if known_static {
-            metrics.start(method, Some(path))
-        } else {
-            let pattern = request.match_pattern();
-            if pattern.as_deref() == Some(path) {
-                let mut routes = self.static_routes.borrow_mut();
-                if routes.len() < MAX_STATIC_ROUTES {
-                    routes.insert(path.into());
-                }
-            }
-            metrics.start(method, pattern.as_deref())
-        };
+        // The route before routing, so that the in-flight gauge counts the request under it
+        // while the handler runs.
+        let mut guard = self
+            .patterns
+            .with_pattern(request, |pattern| metrics.start(method, pattern));
         guard.declared_request_length(
             request
                 .headers()

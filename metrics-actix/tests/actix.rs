@@ -357,3 +357,31 @@ async fn static_routes_are_remembered_and_stay_exact_next_to_dynamic_ones() {
     assert!(!text.contains("/health/x"), "{text}");
     assert_eq!(in_flight(&registry, "GET", "/users/me"), Some(0.0));
 }
+
+#[actix_web::test]
+async fn remembered_patterns_stay_exact_across_many_paths_and_repeats() {
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(metrics(&registry))
+            .route("/users/{id}", web::get().to(|| async { "a user" }))
+            .route("/items/{id}", web::get().to(|| async { "an item" })),
+    )
+    .await;
+    // More distinct paths than the table has slots, each seen three times (so that many are
+    // admitted and many displace each other), interleaved with unmatched ones.
+    for _ in 0..3 {
+        for n in 0..700 {
+            send(&app, Method::GET, &format!("/users/{n}")).await;
+            send(&app, Method::GET, &format!("/items/{n}")).await;
+            send(&app, Method::GET, &format!("/nope/{n}")).await;
+        }
+    }
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(2100.0));
+    assert_eq!(total(&registry, "GET", "/items/{id}", "200"), Some(2100.0));
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "404"),
+        Some(2100.0)
+    );
+    assert_eq!(in_flight(&registry, "GET", "/items/{id}"), Some(0.0));
+}
