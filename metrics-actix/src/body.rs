@@ -57,3 +57,56 @@ impl<B: MessageBody> MessageBody for MetricsBody<B> {
         Poll::Ready(chunk)
     }
 }
+
+/// Counts the request payload's real bytes as the handler reads them, when body sizes are
+/// recorded. The payload is wrapped into a boxed stream, which every extractor reads the same.
+pub(crate) fn count_request_payload(
+    request: &mut actix_web::dev::ServiceRequest,
+    guard: &mut metrics_core::http::RequestGuard,
+) {
+    use actix_web::dev::Payload;
+    use actix_web::HttpMessage as _;
+
+    if !guard.records_request_size() {
+        return;
+    }
+    let payload = request.take_payload();
+    if matches!(payload, Payload::None) {
+        request.set_payload(payload);
+        return;
+    }
+    let counting = CountingPayload {
+        inner: payload,
+        counter: guard.count_request_body(),
+    };
+    let stream: Pin<
+        Box<dyn futures_core::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>,
+    > = Box::pin(counting);
+    request.set_payload(Payload::from(stream));
+}
+
+pin_project! {
+    /// A request payload that counts its bytes.
+    struct CountingPayload {
+        #[pin]
+        inner: actix_web::dev::Payload,
+        counter: metrics_core::http::BodyCounter,
+    }
+}
+
+impl futures_core::Stream for CountingPayload {
+    type Item = Result<Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let item = ready!(this.inner.poll_next(cx));
+        if let Some(Ok(bytes)) = &item {
+            this.counter.add(bytes.len() as u64);
+        }
+        Poll::Ready(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}

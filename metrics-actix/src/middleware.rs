@@ -145,8 +145,9 @@ impl MetricsBuilder {
         self
     }
 
-    /// Also records body sizes: the response's real bytes, and the request's declared
-    /// `Content-Length` (chunked uploads record no request size). Defaults to off.
+    /// Also records body sizes: the response's real bytes, and the request's, counted as the
+    /// handler reads the payload (a chunked upload is measured; a payload left unread counts
+    /// its declared `Content-Length`). Defaults to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
         self.http = self.http.body_sizes(on);
         self
@@ -318,7 +319,11 @@ where
                 .map_into_right_body();
             return MetricsResponse::ready(response);
         }
-        let guard = self.start(&request);
+        let mut request = request;
+        let mut guard = self.start(&request);
+        if let Some(guard) = guard.as_mut() {
+            crate::body::count_request_payload(&mut request, guard);
+        }
         MetricsResponse::pending(self.service.call(request), guard, self.shared.headers_only)
     }
 }

@@ -385,3 +385,70 @@ async fn remembered_patterns_stay_exact_across_many_paths_and_repeats() {
     );
     assert_eq!(in_flight(&registry, "GET", "/items/{id}"), Some(0.0));
 }
+
+#[actix_web::test]
+async fn body_sizes_count_the_real_bytes_of_responses_and_requests() {
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                Metrics::builder()
+                    .registry(&registry)
+                    .body_sizes(true)
+                    .build()
+                    .unwrap(),
+            )
+            .route("/echo", web::post().to(|body: Bytes| async move { body }))
+            // Does not read the request payload.
+            .route("/ignore", web::post().to(|| async { "" })),
+    )
+    .await;
+    let declared = test::TestRequest::post()
+        .uri("/echo")
+        .insert_header(("content-length", "5"))
+        .set_payload("hello")
+        .to_request();
+    let body = test::read_body(test::call_service(&app, declared).await).await;
+    assert_eq!(body, "hello");
+
+    // A chunked upload: no Content-Length, a payload stream.
+    let chunked = test::TestRequest::post().uri("/echo").to_request();
+    let stream: actix_http::BoxedPayloadStream = Box::pin(futures_util::stream::iter([Ok::<
+        _,
+        actix_web::error::PayloadError,
+    >(
+        Bytes::from_static(b"abc"),
+    )]));
+    let (chunked, _) = chunked.replace_payload(actix_web::dev::Payload::from(stream));
+    let body = test::read_body(test::call_service(&app, chunked).await).await;
+    assert_eq!(body, "abc");
+
+    let unread = test::TestRequest::post()
+        .uri("/ignore")
+        .insert_header(("content-length", "7"))
+        .set_payload("ignored")
+        .to_request();
+    test::read_body(test::call_service(&app, unread).await).await;
+
+    let size = |name: &str, route: &str| {
+        let labels = [("method", "POST"), ("route", route)];
+        (
+            registry.get_sample_value(&format!("{name}_sum"), &labels),
+            registry.get_sample_value(&format!("{name}_count"), &labels),
+        )
+    };
+    assert_eq!(
+        size("http_request_size_bytes", "/echo"),
+        (Some(8.0), Some(2.0)),
+        "the chunked upload is measured by the bytes read"
+    );
+    assert_eq!(
+        size("http_request_size_bytes", "/ignore"),
+        (Some(7.0), Some(1.0)),
+        "a payload the handler did not read counts its declared length"
+    );
+    assert_eq!(
+        size("http_response_size_bytes", "/echo"),
+        (Some(8.0), Some(2.0))
+    );
+}

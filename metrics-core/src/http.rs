@@ -436,6 +436,7 @@ impl HttpMetrics {
             started: crate::clock::now(),
             status: None,
             request_bytes: None,
+            request_counter: None,
             response_bytes: 0,
             upgraded: false,
             recorded: false,
@@ -474,6 +475,8 @@ pub struct RequestGuard {
     status: Option<u16>,
     /// `None` until the adapter knows the request body's size.
     request_bytes: Option<u64>,
+    /// Counts the request body as the service reads it, when the adapter can watch it.
+    request_counter: Option<BodyCounter>,
     response_bytes: u64,
     upgraded: bool,
     recorded: bool,
@@ -551,10 +554,29 @@ impl RequestGuard {
         self.request_bytes = Some(self.request_bytes.unwrap_or(0).saturating_add(n));
     }
 
+    /// Whether this request's body size is recorded (the recorder was built with body
+    /// sizes on, and the route is not excluded): adapters skip watching the body otherwise.
+    #[must_use]
+    pub fn records_request_size(&self) -> bool {
+        self.metrics
+            .as_deref()
+            .is_some_and(|m| m.request_size.is_some())
+    }
+
+    /// A counter for the adapter to add the request body's bytes to as the service reads
+    /// them. The size recorded is then the larger of the bytes read and the declared
+    /// `Content-Length`: a chunked upload is measured, and a body the handler did not read
+    /// still counts what was declared.
+    pub fn count_request_body(&mut self) -> BodyCounter {
+        self.request_counter
+            .get_or_insert_with(|| BodyCounter(Arc::new(AtomicU64::new(0))))
+            .clone()
+    }
+
     /// Takes the request body's size from its `Content-Length` header, when it has a valid
-    /// one: adapters measure requests by declared length, because wrapping the request body
-    /// would change the request type the inner service accepts. A request without one (a
-    /// chunked upload) records no request size.
+    /// one. Adapters that cannot watch the request body without changing the request type
+    /// the inner service accepts measure by declared length only; then a request without one
+    /// (a chunked upload) records no request size.
     pub fn declared_request_length(&mut self, content_length: Option<&str>) {
         if let Some(length) = content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
             self.add_request_bytes(length);
@@ -606,7 +628,7 @@ impl RequestGuard {
         let route = self.end_route(metrics, status);
         #[allow(clippy::cast_precision_loss)]
         for (family, bytes) in [
-            (&metrics.request_size, self.request_bytes),
+            (&metrics.request_size, self.request_size()),
             (&metrics.response_size, Some(self.response_bytes)),
         ] {
             let (Some(family), Some(bytes)) = (family, bytes) else {
@@ -615,6 +637,14 @@ impl RequestGuard {
             if let Ok(histogram) = family.label_values(&[self.method, route]) {
                 histogram.observe(bytes as f64);
             }
+        }
+    }
+
+    /// The request size to record: bytes read, declared length, or the larger of both.
+    fn request_size(&self) -> Option<u64> {
+        match (&self.request_counter, self.request_bytes) {
+            (Some(counter), declared) => Some(counter.get().max(declared.unwrap_or(0))),
+            (None, declared) => declared,
         }
     }
 
@@ -702,6 +732,25 @@ impl RequestGuard {
             );
         }
         (counter, Some(metrics.duration.series(duration_index)))
+    }
+}
+
+/// Counts the bytes of a request body as the service reads it; made by
+/// [`RequestGuard::count_request_body`]. Clones count into the same total.
+#[derive(Debug, Clone)]
+pub struct BodyCounter(Arc<AtomicU64>);
+
+impl BodyCounter {
+    /// Adds `n` bytes read.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The bytes counted so far.
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

@@ -100,3 +100,76 @@ where
         }
     }
 }
+
+#[cfg(feature = "axum")]
+pub(crate) use counting::count_request_body;
+
+#[cfg(feature = "axum")]
+mod counting {
+    use std::pin::Pin;
+    use std::task::{ready, Context, Poll};
+
+    use bytes::Bytes;
+    use http::Request;
+    use http_body::{Body, Frame, SizeHint};
+    use metrics_core::http::{BodyCounter, RequestGuard};
+    use pin_project_lite::pin_project;
+
+    pin_project! {
+        /// A request body that counts its bytes as the service reads them.
+        struct CountingBody {
+            #[pin]
+            inner: axum::body::Body,
+            counter: BodyCounter,
+        }
+    }
+
+    impl Body for CountingBody {
+        type Data = Bytes;
+        type Error = axum::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+            let this = self.project();
+            let frame = ready!(this.inner.poll_frame(cx));
+            if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+                this.counter.add(data.len() as u64);
+            }
+            Poll::Ready(frame)
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.inner.is_end_stream()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            self.inner.size_hint()
+        }
+    }
+
+    /// Counts the request body's real bytes when body sizes are recorded and the body is
+    /// axum's `Body` (as under `Router::layer`). The request keeps its type: the body is
+    /// wrapped and boxed back into a `Body`. Any other body type is measured by its declared
+    /// length only.
+    pub(crate) fn count_request_body<B: 'static>(
+        mut request: Request<B>,
+        mut guard: Option<RequestGuard>,
+    ) -> (Request<B>, Option<RequestGuard>) {
+        let Some(watching) = guard.as_mut().filter(|g| g.records_request_size()) else {
+            return (request, guard);
+        };
+        let body: &mut dyn std::any::Any = request.body_mut();
+        if let Some(body) = body.downcast_mut::<axum::body::Body>() {
+            if !body.is_end_stream() {
+                let inner = std::mem::take(body);
+                *body = axum::body::Body::new(CountingBody {
+                    inner,
+                    counter: watching.count_request_body(),
+                });
+            }
+        }
+        (request, guard)
+    }
+}

@@ -182,8 +182,11 @@ impl MetricsLayerBuilder {
     }
 
     /// Also records body sizes: the response's real bytes, counted as they pass, and the
-    /// request's declared `Content-Length` (requests without one, such as chunked uploads,
-    /// record no request size). Defaults to off.
+    /// request's. Under axum's `Router::layer` the request body's bytes are counted as the
+    /// handler reads them (a chunked upload is measured; a body left unread counts its
+    /// declared `Content-Length`); around other services the request is measured by its
+    /// declared `Content-Length` only, and one without it records no request size. Defaults
+    /// to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
         self.http = self.http.body_sizes(on);
         self

@@ -106,6 +106,7 @@ impl<S> Metrics<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Metrics<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: 'static,
     ResBody: Body<Data = Bytes>,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -129,6 +130,8 @@ where
             return ResponseFuture::endpoint(response, guard);
         }
         let guard = self.start(&request);
+        #[cfg(feature = "axum")]
+        let (request, guard) = crate::body::count_request_body(request, guard);
         ResponseFuture::metered(self.inner.call(request), guard, self.shared.headers_only)
     }
 }

@@ -381,13 +381,15 @@ async fn a_plain_tower_service_gets_routes_from_the_templater() {
 }
 
 #[tokio::test]
-async fn body_sizes_count_the_response_bytes_and_the_declared_request_length() {
+async fn body_sizes_count_the_real_bytes_of_responses_and_requests() {
     let registry = Registry::new();
     let app = Router::new()
         .route(
             "/echo",
             axum::routing::post(|body: Bytes| async move { body }),
         )
+        // Does not read the request body.
+        .route("/ignore", axum::routing::post(|| async { "" }))
         .route(
             "/stream",
             get(|| async {
@@ -427,6 +429,11 @@ async fn body_sizes_count_the_response_bytes_and_the_declared_request_length() {
         .await
         .unwrap();
     send(&app, "GET", "/stream").await;
+    let unread = Request::post("/ignore")
+        .header("content-length", "7")
+        .body(Body::from("ignored"))
+        .unwrap();
+    app.clone().oneshot(unread).await.unwrap();
 
     let size = |name: &str, method: &str, route: &str| {
         let labels = [("method", method), ("route", route)];
@@ -445,8 +452,13 @@ async fn body_sizes_count_the_response_bytes_and_the_declared_request_length() {
     );
     assert_eq!(
         size("http_request_size_bytes", "POST", "/echo"),
-        (Some(5.0), Some(1.0)),
-        "the chunked upload has no declared length and records no size"
+        (Some(8.0), Some(2.0)),
+        "the chunked upload, which declares no length, is measured by the bytes read"
+    );
+    assert_eq!(
+        size("http_request_size_bytes", "POST", "/ignore"),
+        (Some(7.0), Some(1.0)),
+        "a body the handler did not read counts its declared length"
     );
 }
 
