@@ -37,7 +37,8 @@ fn chunks() -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
 fn http_series(registry: &Registry) -> BTreeMap<String, String> {
     text::encode(registry)
         .lines()
-        .filter(|l| l.starts_with("http_") && !l.contains("_sum{"))
+        // Durations differ between frameworks; sizes do not, sums included.
+        .filter(|l| l.starts_with("http_") && !l.starts_with("http_request_duration_seconds_sum{"))
         .filter_map(|l| l.rsplit_once(' '))
         .map(|(series, value)| (series.to_owned(), value.to_owned()))
         .collect()
@@ -64,6 +65,7 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
         .layer(
             metrics_tower::MetricsLayer::builder()
                 .registry(&tower_registry)
+                .body_sizes(true)
                 .build()
                 .unwrap(),
         );
@@ -72,6 +74,7 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
             .wrap(
                 metrics_actix::Metrics::builder()
                     .registry(&actix_registry)
+                    .body_sizes(true)
                     .build()
                     .unwrap(),
             )
@@ -93,10 +96,13 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
     .await;
 
     for &(method, path) in SCRIPT {
+        // POSTs carry a body, so that request sizes are compared too.
+        let body = if method == "POST" { "hello" } else { "" };
         let request = axum::http::Request::builder()
             .method(method)
             .uri(path)
-            .body(Body::empty())
+            .header("content-length", body.len())
+            .body(Body::from(body))
             .unwrap();
         let response = axum_app.clone().oneshot(request).await.unwrap();
         let axum_status = response.status().as_u16();
@@ -105,6 +111,8 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
         let request = actix_test::TestRequest::default()
             .method(actix_web::http::Method::from_bytes(method.as_bytes()).unwrap())
             .uri(path)
+            .insert_header(("content-length", body.len()))
+            .set_payload(body)
             .to_request();
         let response = actix_test::call_service(&actix_app, request).await;
         let actix_status = response.status().as_u16();
@@ -137,5 +145,9 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
         tower_series
             .get("http_requests_total{method=\"_OTHER\",route=\"__unmatched__\",status=\"404\"}"),
         Some(&"1".to_owned())
+    );
+    assert_eq!(
+        tower_series.get("http_request_size_bytes_sum{method=\"POST\",route=\"/users/{id}\"}"),
+        Some(&"5.0".to_owned())
     );
 }
