@@ -280,6 +280,7 @@ fn instrument_fn(
     };
     let never_returns =
         matches!(&sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)));
+    let ret_type = return_annotation(sig);
     let body = match shape {
         // Nothing to classify: it can only end by unwinding, which the guard records.
         Shape::Sync | Shape::Async if never_returns => quote! {
@@ -293,7 +294,7 @@ fn instrument_fn(
                 #site
                 let __vitals_call = #start;
                 #[allow(clippy::redundant_closure_call)]
-                let __vitals_ret = ::metrics_core::__private::call_once(move || #inner);
+                let __vitals_ret #ret_type = ::metrics_core::__private::call_once(move || #inner);
                 #finish
             }
         }
@@ -302,7 +303,7 @@ fn instrument_fn(
             quote! {
                 #site
                 let __vitals_call = #start;
-                let __vitals_ret = async move #inner.await;
+                let __vitals_ret #ret_type = async move #inner.await;
                 #finish
             }
         }
@@ -425,6 +426,26 @@ fn call_finish(args: &Args) -> TokenStream {
         let __vitals_outcome = #outcome;
         __vitals_call.finish(__vitals_outcome);
         __vitals_ret
+    }
+}
+
+/// `: Type` for the variable holding the body's value: the declared return type (`()` when
+/// none is written, `impl Trait` as `_`), so that the value's type is known before it is
+/// classified, even when the body diverges (a body that only panics has no type of its own).
+fn return_annotation(sig: &Signature) -> TokenStream {
+    match &sig.output {
+        ReturnType::Default => quote!(: ()),
+        ReturnType::Type(_, ty) => {
+            let mut ty = (**ty).clone();
+            if has_never(&ty) {
+                return TokenStream::new();
+            }
+            ImplToInfer.visit_type_mut(&mut ty);
+            if matches!(ty, Type::Infer(_)) {
+                return TokenStream::new();
+            }
+            quote!(: #ty)
+        }
     }
 }
 

@@ -363,3 +363,87 @@ fn openmetrics_leaves_out_what_the_format_forbids_and_stays_valid() {
         "{text}"
     );
 }
+
+/// The registry of the `#[instrumented]` functions below, with a tricky constant label.
+static FUNCTIONS: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(|| {
+    Registry::new()
+        .with_const_labels(&[("instance", "a \"tricky\"\\ one")])
+        .unwrap()
+});
+
+#[metrics_core::instrumented(registry = FUNCTIONS, labels(team = "quo\"te\\n"))]
+fn checkout(fail: bool) -> Result<u32, String> {
+    if fail {
+        return Err("declined".into());
+    }
+    Ok(1)
+}
+
+#[metrics_core::instrumented(registry = FUNCTIONS, buckets = [0.001, 0.5])]
+async fn never_finishes() {
+    std::future::pending::<()>().await;
+}
+
+#[test]
+fn instrumented_function_metrics_pass_promtool_and_both_python_parsers() {
+    use std::future::Future as _;
+
+    checkout(false).unwrap();
+    checkout(true).unwrap_err();
+    assert!(std::panic::catch_unwind(checkout_panics).is_err());
+    let mut future = std::pin::pin!(never_finishes());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+
+    // One call in flight while these run; its future is dropped at the end of the test.
+    let exposition = text::encode(&FUNCTIONS);
+    for must in [
+        "function_calls_total{",
+        "function_calls_duration_seconds_bucket{",
+        "function_calls_concurrent{",
+        "le=\"0.5\"",
+        "result=\"error\"",
+    ] {
+        assert!(exposition.contains(must), "{must}\n{exposition}");
+    }
+    if let Err(report) = promtool_check_metrics(&exposition) {
+        panic!("{report}\n--- exposition ---\n{exposition}");
+    }
+    let samples = python_parse_text(&exposition);
+    assert!(assert_read_back_exactly(&FUNCTIONS, &samples) == 0);
+    let calls = |result: &str| {
+        samples
+            .iter()
+            .find(|s| {
+                s.name == "function_calls_total"
+                    && s.labels
+                        .iter()
+                        .any(|(k, v)| k == "function" && v == "checkout")
+                    && s.labels.iter().any(|(k, v)| k == "result" && v == result)
+            })
+            .map(|s| s.value)
+    };
+    assert_eq!(calls("ok"), Some(1.0));
+    assert_eq!(calls("error"), Some(1.0));
+    let in_flight = find(
+        &samples,
+        "function_calls_concurrent",
+        ("function", "never_finishes"),
+    );
+    assert_eq!(in_flight.value, 1.0);
+
+    let om = openmetrics::encode(&FUNCTIONS);
+    let om_samples = python_parse_openmetrics(&om);
+    assert!(
+        om_samples
+            .iter()
+            .any(|s| s.name == "function_calls_duration_seconds_count"),
+        "{om}"
+    );
+    assert_read_back_exactly(&FUNCTIONS, &om_samples);
+}
+
+#[metrics_core::instrumented(registry = FUNCTIONS)]
+fn checkout_panics() {
+    panic!("on purpose");
+}

@@ -11,6 +11,17 @@ fn diverges() -> ! {
     std::process::exit(0)
 }
 
+// Regression: a body that only panics has no type of its own; the declared `()` decides.
+#[instrumented]
+fn only_panics() {
+    panic!("on purpose")
+}
+
+#[instrumented]
+async fn only_panics_async() -> u8 {
+    panic!("on purpose")
+}
+
 #[instrumented]
 fn loops_forever(stop: bool) {
     loop {
@@ -65,6 +76,8 @@ fn main() {
     let _ = Thing.get();
     Thing.skipped();
     if byte == 0 {
+        only_panics();
+        let _ = only_panics_async();
         diverges();
     }
 }
