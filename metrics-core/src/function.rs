@@ -53,11 +53,9 @@ impl Outcome {
 /// What the macro knows about a function at compile time.
 #[derive(Debug)]
 pub struct SiteMeta {
-    /// The `function` label, or the method name when [`Self::method_of_self`] is set.
+    /// The `function` label; for a method whose `impl` the macro does not see, the method's
+    /// name, which [`Call::start`] prefixes with the `Self` type it is given.
     pub function: &'static str,
-    /// When set, the label is `<Self type>::<function>`, with the type's name read at the first
-    /// call (the macro sees a method but not its `impl`).
-    pub method_of_self: bool,
     /// `module_path!()` at the function.
     pub module: &'static str,
     /// The duration buckets' upper bounds, strictly increasing (checked by the macro).
@@ -140,10 +138,8 @@ impl<const B: usize> Site<B> {
             return;
         }
         let function = match self_type {
-            Some(type_name) if self.meta.method_of_self => {
-                format!("{}::{}", short_type_name(type_name), self.meta.function)
-            }
-            _ => self.meta.function.to_owned(),
+            Some(type_name) => format!("{}::{}", short_type_name(type_name), self.meta.function),
+            None => self.meta.function.to_owned(),
         };
         let _ = self.function.set(function.into_boxed_str());
         crate::clock::init();
@@ -179,7 +175,8 @@ pub struct Call<const B: usize> {
 
 impl<const B: usize> Call<B> {
     /// Starts a call: registers the site at its first call, counts the call in flight and
-    /// reads the clock.
+    /// reads the clock. `self_type` gives the `Self` type's name of a method whose `impl` the
+    /// macro did not see (the label is then `Type::method`), `None` otherwise.
     #[inline]
     pub fn start(
         site: &'static Site<B>,
@@ -568,7 +565,6 @@ mod tests {
 
     static SITE: Site<DEFAULT_BUCKETS> = Site::new(SiteMeta {
         function: "work",
-        method_of_self: false,
         module: "tests",
         bounds: DEFAULT_BOUNDS,
         labels: &[("team", "core")],

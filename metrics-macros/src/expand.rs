@@ -269,7 +269,7 @@ fn instrument_fn(
     let method_of_self = args.name.is_none()
         && matches!(owner, Owner::Free)
         && matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
-    let site = site_static(args, &name, method_of_self);
+    let site = site_static(args, &name);
     let start = call_start(args, method_of_self);
     let finish = call_finish(args);
 
@@ -355,7 +355,7 @@ impl UnrawString for syn::Ident {
     }
 }
 
-fn site_static(args: &Args, function: &str, method_of_self: bool) -> TokenStream {
+fn site_static(args: &Args, function: &str) -> TokenStream {
     let (buckets, bounds) = match &args.buckets {
         Some((_, bounds)) => {
             let n = bounds.len() + 1;
@@ -376,7 +376,6 @@ fn site_static(args: &Args, function: &str, method_of_self: bool) -> TokenStream
         static __VITALS_SITE: ::metrics_core::__private::Site<#buckets> =
             ::metrics_core::__private::Site::new(::metrics_core::__private::SiteMeta {
                 function: #function,
-                method_of_self: #method_of_self,
                 module: ::core::module_path!(),
                 bounds: #bounds,
                 labels: &[#(#labels),*],
