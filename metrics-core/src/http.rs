@@ -598,19 +598,30 @@ impl RequestGuard {
             return;
         }
         self.recorded = true;
-        self.leave();
         let Some(metrics) = self.metrics.as_deref() else {
             return;
         };
         let elapsed_nanos = crate::clock::nanos_since(self.started);
+        // The in-flight series, found once: counted out of, then asked (unless it is the
+        // overflow series, which remembers nothing) where this route's requests end.
+        let remembering = match self.route {
+            RouteSlot::Unset => None,
+            RouteSlot::Series(index) | RouteSlot::Overflow(index, _) => {
+                let in_flight = metrics.in_flight.series(index);
+                in_flight.add(-1);
+                matches!(self.route, RouteSlot::Series(_)).then_some(in_flight)
+            }
+        };
         let status = if std::thread::panicking() {
             STATUS_PANICKED
         } else {
             self.status.unwrap_or(STATUS_CLIENT_CLOSED)
         };
-        let (counter, histogram) = match self.remembered_ends(metrics, status) {
+        let remembered =
+            remembering.and_then(|in_flight| Self::remembered_ends(metrics, in_flight, status));
+        let (counter, histogram) = match remembered {
             Some(ends) => ends,
-            None => self.look_up_ends(metrics, status),
+            None => self.look_up_ends(metrics, status, remembering),
         };
         if let Some(counter) = counter {
             counter.inc();
@@ -662,14 +673,11 @@ impl RequestGuard {
     /// series remembers them: no hashing, no label comparison.
     #[inline]
     fn remembered_ends<'a>(
-        &self,
         metrics: &'a Inner,
+        in_flight: &InFlight,
         status: u16,
     ) -> Option<(Option<&'a Counter>, Option<&'a Histogram>)> {
-        let RouteSlot::Series(index) = self.route else {
-            return None;
-        };
-        let (requests, duration) = metrics.in_flight.series(index).ends(status)?;
+        let (requests, duration) = in_flight.ends(status)?;
         let counter = match (&metrics.requests, requests) {
             (Some(family), Some(index)) => Some(family.live_series(index)?),
             (None, None) => None,
@@ -679,13 +687,14 @@ impl RequestGuard {
     }
 
     /// Looks the series of this request's end up by their labels, and has the in-flight
-    /// series remember where they are. An upgraded request has no histogram series (its
-    /// time is not a latency), so nothing is remembered for it.
+    /// series (`remembering`) remember where they are. An upgraded request has no histogram
+    /// series (its time is not a latency), so nothing is remembered for it.
     #[cold]
     fn look_up_ends<'a>(
         &self,
         metrics: &'a Inner,
         status: u16,
+        remembering: Option<&InFlight>,
     ) -> (Option<&'a Counter>, Option<&'a Histogram>) {
         let mut code = itoa::Buffer::new();
         let class_digits;
@@ -723,13 +732,11 @@ impl RequestGuard {
                     .index_of(&[method, route, status_label, error_type])
             }
         };
-        let duration_index = duration_index.unwrap_or(SeriesIndex::from_raw(u32::MAX));
-        if let RouteSlot::Series(index) = self.route {
-            metrics.in_flight.series(index).remember(
-                status,
-                requests.map(|(_, index)| index),
-                duration_index,
-            );
+        let Ok(duration_index) = duration_index else {
+            return (counter, None);
+        };
+        if let Some(in_flight) = remembering {
+            in_flight.remember(status, requests.map(|(_, index)| index), duration_index);
         }
         (counter, Some(metrics.duration.series(duration_index)))
     }
@@ -803,6 +810,9 @@ impl InFlight {
     /// indexes beyond 24 bits, are not remembered: they are looked up each time (which is how
     /// the overflow is counted).
     fn remember(&self, status: u16, requests: Option<SeriesIndex>, duration: SeriesIndex) {
+        if status == 0 {
+            return;
+        }
         let fits = |index: SeriesIndex| index.get().filter(|&i| u64::from(i) < NO_SERIES);
         let Some(duration) = fits(duration) else {
             return;
@@ -814,9 +824,6 @@ impl InFlight {
             },
             None => NO_SERIES,
         };
-        if status == 0 {
-            return;
-        }
         let packed = u64::from(status) << 48 | requests << 24 | u64::from(duration);
         let slots = &self.core.ends;
         let slot = slots
