@@ -410,7 +410,15 @@ fn instrumented_function_metrics_pass_promtool_and_both_python_parsers() {
         panic!("{report}\n--- exposition ---\n{exposition}");
     }
     let samples = python_parse_text(&exposition);
-    assert!(assert_read_back_exactly(&FUNCTIONS, &samples) == 0);
+    // Every sample read back equals what the registry holds (the helper asserts it).
+    assert_read_back_exactly(&FUNCTIONS, &samples);
+    assert!(
+        samples.iter().any(|s| s
+            .labels
+            .iter()
+            .any(|(k, v)| k == "team" && v == "quo\"te\\n")),
+        "the constant label's quote and backslash survive the round trip"
+    );
     let calls = |result: &str| {
         samples
             .iter()
