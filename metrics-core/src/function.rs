@@ -115,14 +115,8 @@ impl<const B: usize> Site<B> {
         let cell = &self.cells[outcome as usize];
         #[allow(clippy::cast_precision_loss)]
         let seconds = nanos as f64 * 1e-9;
-        // Counting compares instead of searching: no branch to mispredict. The bounds come
-        // from the macro, so a bad length cannot index out of the array.
-        let index: usize = self
-            .meta
-            .bounds
-            .iter()
-            .map(|&bound| usize::from(seconds > bound))
-            .sum();
+        let index = crate::histogram::bucket_index(self.meta.bounds, seconds);
+        // The bounds come from the macro (B - 1 of them); `min` keeps a bad length in range.
         cell.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
         // Release: a scrape that sees this call finished also sees it started.
         cell.counts[index.min(B - 1)].fetch_add(1, Ordering::Release);

@@ -255,7 +255,7 @@ impl Histogram {
 /// The index of the first bucket whose bound is not below `v`: the number of bounds below it.
 /// NaN is above every bound, in the `+Inf` bucket.
 #[inline]
-fn bucket_index(bounds: &[f64], v: f64) -> usize {
+pub(crate) fn bucket_index(bounds: &[f64], v: f64) -> usize {
     if v.is_nan() {
         return bounds.len();
     }
