@@ -428,23 +428,28 @@ fn call_finish(args: &Args) -> TokenStream {
     }
 }
 
+/// The declared return type as a local may name it: `impl Trait` becomes `_`. `None` when no
+/// type is written, when it holds `!` (not nameable in a `let`), or when it is all `_`.
+fn nameable_return_type(sig: &Signature) -> Option<Type> {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    let mut ty = (**ty).clone();
+    if has_never(&ty) {
+        return None;
+    }
+    ImplToInfer.visit_type_mut(&mut ty);
+    (!matches!(ty, Type::Infer(_))).then_some(ty)
+}
+
 /// `: Type` for the variable holding the body's value: the declared return type (`()` when
-/// none is written, `impl Trait` as `_`), so that the value's type is known before it is
-/// classified, even when the body diverges (a body that only panics has no type of its own).
+/// none is written), so that the value's type is known before it is classified, even when
+/// the body diverges (a body that only panics has no type of its own).
 fn return_annotation(sig: &Signature) -> TokenStream {
-    match &sig.output {
-        ReturnType::Default => quote!(: ()),
-        ReturnType::Type(_, ty) => {
-            let mut ty = (**ty).clone();
-            if has_never(&ty) {
-                return TokenStream::new();
-            }
-            ImplToInfer.visit_type_mut(&mut ty);
-            if matches!(ty, Type::Infer(_)) {
-                return TokenStream::new();
-            }
-            quote!(: #ty)
-        }
+    match (&sig.output, nameable_return_type(sig)) {
+        (ReturnType::Default, _) => quote!(: ()),
+        (_, Some(ty)) => quote!(: #ty),
+        (_, None) => TokenStream::new(),
     }
 }
 
@@ -452,17 +457,9 @@ fn return_annotation(sig: &Signature) -> TokenStream {
 /// expression in the body is checked against that type, as in the function itself
 /// (conversions and inference such as `.collect()` keep working). `impl Trait` becomes `_`.
 fn typed_block(sig: &Signature, block: &Block) -> TokenStream {
-    let ReturnType::Type(_, ty) = &sig.output else {
+    let Some(ty) = nameable_return_type(sig) else {
         return block.to_token_stream();
     };
-    let mut ty = (**ty).clone();
-    if has_never(&ty) {
-        return block.to_token_stream();
-    }
-    ImplToInfer.visit_type_mut(&mut ty);
-    if matches!(ty, Type::Infer(_)) {
-        return block.to_token_stream();
-    }
     let stmts = &block.stmts;
     quote_spanned! {block.span()=>
         {
