@@ -4,7 +4,6 @@ use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{bracketed, parenthesized, Ident, LitStr, Path, Token};
 
 mod kw {
@@ -257,12 +256,5 @@ impl Args {
                 (own, theirs) => own.or_else(|| theirs.clone()),
             },
         }
-    }
-
-    /// The span of the predicate's path, for errors in user code.
-    pub(crate) fn predicate_span(&self) -> Option<Span> {
-        self.predicate.as_ref().map(|p| match p {
-            Predicate::OkIf(path) | Predicate::ErrorIf(path) => path.span(),
-        })
     }
 }

@@ -401,18 +401,14 @@ fn call_start(args: &Args, method_of_self: bool) -> TokenStream {
 /// Classifies `__vitals_ret`, records, and gives it back.
 fn call_finish(args: &Args) -> TokenStream {
     let outcome = match &args.predicate {
-        Some(Predicate::OkIf(path)) => {
-            let span = args.predicate_span().unwrap_or_else(Span::call_site);
-            quote_spanned! {span=>
-                ::metrics_core::__private::outcome::from_predicate(!#path(&__vitals_ret))
-            }
-        }
-        Some(Predicate::ErrorIf(path)) => {
-            let span = args.predicate_span().unwrap_or_else(Span::call_site);
-            quote_spanned! {span=>
-                ::metrics_core::__private::outcome::from_predicate(#path(&__vitals_ret))
-            }
-        }
+        // `ok_if`: `true` is ok; `error_if`: `true` is an error. Spanned at the user's path, so
+        // that a predicate of the wrong type is an error there.
+        Some(Predicate::OkIf(path)) => quote_spanned! {path.span()=>
+            ::metrics_core::__private::outcome::from_predicate(!#path(&__vitals_ret))
+        },
+        Some(Predicate::ErrorIf(path)) => quote_spanned! {path.span()=>
+            ::metrics_core::__private::outcome::from_predicate(#path(&__vitals_ret))
+        },
         None => quote! {{
             #[allow(unused_imports)]
             use ::metrics_core::__private::outcome::{
