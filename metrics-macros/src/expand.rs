@@ -248,7 +248,13 @@ enum Shape<'a> {
     Async,
     /// A function whose body ends in `Box::pin(async move { .. })`, as `#[async_trait]`
     /// writes them: the boxed block is instrumented.
-    Boxed { stmts: &'a [Stmt], future: &'a Expr },
+    Boxed {
+        stmts: &'a [Stmt],
+        /// `Box::pin`, as the body wrote it.
+        func: &'a Expr,
+        /// The `async move` block.
+        future: &'a Expr,
+    },
 }
 
 fn instrument_fn(
@@ -307,12 +313,11 @@ fn instrument_fn(
                 #finish
             }
         }
-        Shape::Boxed { stmts, future } => {
-            let Expr::Call(call) = future else {
-                unreachable!("boxed_future only matches calls")
-            };
-            let func = &call.func;
-            let fut = &call.args[0];
+        Shape::Boxed {
+            stmts,
+            func,
+            future: fut,
+        } => {
             quote! {
                 #(#stmts)*
                 #func(async move {
@@ -505,7 +510,7 @@ fn has_never(ty: &Type) -> bool {
 /// Matches a body that ends in `Box::pin(async move { .. })`.
 fn boxed_future(block: &Block) -> Option<Shape<'_>> {
     let (last, stmts) = block.stmts.split_last()?;
-    let Stmt::Expr(expr @ Expr::Call(call), None) = last else {
+    let Stmt::Expr(Expr::Call(call), None) = last else {
         return None;
     };
     let Expr::Path(func) = &*call.func else {
@@ -522,9 +527,10 @@ fn boxed_future(block: &Block) -> Option<Shape<'_>> {
         return None;
     }
     match &call.args[0] {
-        Expr::Async(a) if a.capture.is_some() => Some(Shape::Boxed {
+        future @ Expr::Async(a) if a.capture.is_some() => Some(Shape::Boxed {
             stmts,
-            future: expr,
+            func: &call.func,
+            future,
         }),
         _ => None,
     }
