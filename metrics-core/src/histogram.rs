@@ -103,6 +103,16 @@ impl Buckets {
         &self.bounds
     }
 
+    /// The upper bounds, shared.
+    pub(crate) fn bounds(&self) -> &Arc<[f64]> {
+        &self.bounds
+    }
+
+    /// Each bound as the text formats write it.
+    pub(crate) fn rendered(&self) -> &[Box<str>] {
+        &self.rendered
+    }
+
     fn from_checked(bounds: Arc<[f64]>) -> Self {
         let rendered = bounds
             .iter()

@@ -39,7 +39,7 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -47,7 +47,8 @@ use crate::family::SeriesIndex;
 use crate::histogram::Buckets;
 use crate::metric::CachePadded;
 use crate::route::UNMATCHED_ROUTE;
-use crate::{Counter, Family, Histogram, Registry};
+use crate::sharded::{ShardedCounter, ShardedHistogram, Slots};
+use crate::{Family, Registry};
 
 /// The status label of a request whose response never started: the client went away or the
 /// server dropped the request's future. (nginx's "client closed request".)
@@ -59,17 +60,26 @@ pub const STATUS_PANICKED: u16 = 500;
 /// OpenTelemetry's conventions require (methods are case-sensitive: `get` is `_OTHER`).
 #[must_use]
 pub fn normalize_method(method: &str) -> &'static str {
+    METHODS[usize::from(method_index(method))]
+}
+
+/// The method labels; a request's guard keeps an index into this.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+
+fn method_index(method: &str) -> u8 {
     match method {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "CONNECT" => "CONNECT",
-        "OPTIONS" => "OPTIONS",
-        "TRACE" => "TRACE",
-        "PATCH" => "PATCH",
-        _ => "_OTHER",
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        "PUT" => 3,
+        "DELETE" => 4,
+        "CONNECT" => 5,
+        "OPTIONS" => 6,
+        "TRACE" => 7,
+        "PATCH" => 8,
+        _ => 9,
     }
 }
 
@@ -178,7 +188,7 @@ impl HttpMetricsBuilder {
             Naming::Prometheus => {
                 requests = Some(
                     capped(
-                        r.counter("http_requests", "HTTP requests served.")
+                        r.sharded_counter("http_requests", "HTTP requests served.")
                             .labels(["method", "route", "status"]),
                         cap,
                     )
@@ -191,12 +201,12 @@ impl HttpMetricsBuilder {
                 )
                 .register()?;
                 duration = capped(
-                    r.histogram(
+                    r.sharded_histogram(
                         "http_request_duration",
                         "Time to serve HTTP requests, until the response body ended.",
+                        self.buckets.clone(),
                     )
                     .unit("seconds")
-                    .buckets(self.buckets.clone())
                     .labels(["method", "route", "status"]),
                     cap,
                 )
@@ -234,12 +244,12 @@ impl HttpMetricsBuilder {
                 )
                 .register()?;
                 duration = capped(
-                    r.histogram(
+                    r.sharded_histogram(
                         "http_server_request_duration",
                         "Duration of HTTP server requests.",
+                        self.buckets.clone(),
                     )
                     .unit("seconds")
-                    .buckets(self.buckets.clone())
                     .labels([
                         "http_request_method",
                         "http_route",
@@ -272,18 +282,21 @@ impl HttpMetricsBuilder {
                 };
             }
         }
+        let inner = Inner {
+            naming: self.naming,
+            status_classes: self.status_classes,
+            unmatched: self.unmatched_route.into(),
+            excluded: self.excluded.into_iter().map(Into::into).collect(),
+            requests,
+            duration,
+            in_flight,
+            request_size,
+            response_size,
+        };
         Ok(HttpMetrics {
-            inner: Arc::new(Inner {
-                naming: self.naming,
-                status_classes: self.status_classes,
-                unmatched: self.unmatched_route.into(),
-                excluded: self.excluded.into_iter().map(Into::into).collect(),
-                requests,
-                duration,
-                in_flight,
-                request_size,
-                response_size,
-            }),
+            shared: (0..crate::sharded::shards())
+                .map(|_| Arc::new(CachePadded(inner.clone())))
+                .collect(),
         })
     }
 }
@@ -365,11 +378,10 @@ fn size_family(
     help: &str,
     labels: &[&str],
     series_cap: Option<usize>,
-) -> Result<Family<Histogram>, Error> {
+) -> Result<Family<ShardedHistogram>, Error> {
     let builder = registry
-        .histogram(name, help)
+        .sharded_histogram(name, help, Buckets::exponential(64.0, 4.0, 10)?)
         .unit("bytes")
-        .buckets(Buckets::exponential(64.0, 4.0, 10)?)
         .labels(labels.iter().copied());
     capped(builder, series_cap).register()
 }
@@ -378,21 +390,27 @@ fn size_family(
 /// the same families.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
-    inner: Arc<Inner>,
+    /// The same recorder once per shard (see [`crate::sharded`]): each request's guard holds
+    /// its thread's copy, so that taking and dropping the reference writes a count on no
+    /// other thread's cache line.
+    shared: Arc<[Shared]>,
 }
 
-#[derive(Debug)]
+/// A recorder as a request's guard holds it, on cache lines of its own.
+type Shared = Arc<CachePadded<Inner>>;
+
+#[derive(Debug, Clone)]
 struct Inner {
     naming: Naming,
     status_classes: bool,
     unmatched: Arc<str>,
     /// Usually empty or a few routes: a scan beats hashing every request's route.
     excluded: Box<[Box<str>]>,
-    requests: Option<Family<Counter>>,
-    duration: Family<Histogram>,
+    requests: Option<Family<ShardedCounter>>,
+    duration: Family<ShardedHistogram>,
     in_flight: Family<InFlight>,
-    request_size: Option<Family<Histogram>>,
-    response_size: Option<Family<Histogram>>,
+    request_size: Option<Family<ShardedHistogram>>,
+    response_size: Option<Family<ShardedHistogram>>,
 }
 
 impl Inner {
@@ -419,7 +437,7 @@ impl HttpMetrics {
     /// The route label of requests that no route matched.
     #[must_use]
     pub fn unmatched_route(&self) -> &str {
-        &self.inner.unmatched
+        &self.shared[0].unmatched
     }
 
     /// A request arrives: counts it in flight now and returns the guard that records it.
@@ -427,22 +445,20 @@ impl HttpMetrics {
     /// with [`RequestGuard::set_route`]).
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
-        let method = normalize_method(method);
-        let route = route.unwrap_or(&self.inner.unmatched);
+        let shared = &self.shared[crate::sharded::current() % self.shared.len()];
+        let route = route.unwrap_or(&shared.unmatched);
         let mut guard = RequestGuard {
             metrics: None,
-            method,
             route: RouteSlot::Unset,
             started: crate::clock::now(),
-            status: None,
-            request_bytes: None,
-            request_counter: None,
+            cold: None,
             response_bytes: 0,
+            status: NO_STATUS,
+            method: method_index(method),
             upgraded: false,
-            recorded: false,
         };
-        if !self.inner.is_excluded(route) {
-            guard.metrics = Some(Arc::clone(&self.inner));
+        if !shared.is_excluded(route) {
+            guard.metrics = Some(Arc::clone(shared));
             guard.enter(route);
         }
         guard
@@ -458,28 +474,41 @@ enum RouteSlot {
     Unset,
     /// Counted in the in-flight series at this index.
     Series(SeriesIndex),
-    /// Counted in the in-flight overflow series; the route itself.
-    Overflow(SeriesIndex, Box<str>),
+    /// Counted in the in-flight overflow series; the route is kept in [`Cold`].
+    Overflow(SeriesIndex),
 }
+
+/// What few requests need, out of line so that the guard, which moves with the response
+/// future and body, stays small.
+#[derive(Debug, Default)]
+struct Cold {
+    /// The route of a request counted in the in-flight overflow series.
+    overflow_route: Option<Box<str>>,
+    /// `None` until the adapter knows the request body's size.
+    request_bytes: Option<u64>,
+    /// Counts the request body as the service reads it, when the adapter can watch it.
+    request_counter: Option<BodyCounter>,
+}
+
+/// The status of a request whose response has not started.
+const NO_STATUS: u16 = 0;
 
 /// One request being served; records it when finished or dropped (see the [module
 /// docs](self) for what each ending records).
 #[derive(Debug)]
 pub struct RequestGuard {
-    /// `None` for an excluded route: nothing is recorded.
-    metrics: Option<Arc<Inner>>,
-    method: &'static str,
+    /// `None` for an excluded route, and once recorded: nothing (more) is recorded.
+    metrics: Option<Shared>,
     route: RouteSlot,
     /// A reading of [`crate::clock`].
     started: u64,
-    status: Option<u16>,
-    /// `None` until the adapter knows the request body's size.
-    request_bytes: Option<u64>,
-    /// Counts the request body as the service reads it, when the adapter can watch it.
-    request_counter: Option<BodyCounter>,
+    cold: Option<Box<Cold>>,
     response_bytes: u64,
+    /// [`NO_STATUS`] until the response starts.
+    status: u16,
+    /// An index into [`METHODS`].
+    method: u8,
     upgraded: bool,
-    recorded: bool,
 }
 
 impl RequestGuard {
@@ -490,7 +519,7 @@ impl RequestGuard {
             return;
         };
         let route = route.unwrap_or(&metrics.unmatched);
-        if self.route_str() == Some(route) {
+        if self.route_str(&metrics) == Some(route) {
             return;
         }
         self.leave();
@@ -508,38 +537,50 @@ impl RequestGuard {
             return;
         };
         // Label values are never refused: the family takes any string.
-        let Ok(index) = metrics.in_flight.index_of(&[self.method, route]) else {
+        let Ok(index) = metrics.in_flight.index_of(&[self.method(), route]) else {
             return;
         };
-        metrics.in_flight.series(index).add(1);
-        self.route = match metrics.in_flight.label_value(index, 1) {
-            Some(_) => RouteSlot::Series(index),
-            None => RouteSlot::Overflow(index, route.into()),
+        metrics
+            .in_flight
+            .series(index)
+            .add(crate::sharded::current(), 1);
+        self.route = if index.get().is_some() {
+            RouteSlot::Series(index)
+        } else {
+            self.cold.get_or_insert_default().overflow_route = Some(route.into());
+            RouteSlot::Overflow(index)
         };
     }
 
     /// Takes the request out of the in-flight count (the route stays known).
     fn leave(&self) {
-        if let (Some(metrics), RouteSlot::Series(index) | RouteSlot::Overflow(index, _)) =
+        if let (Some(metrics), RouteSlot::Series(index) | RouteSlot::Overflow(index)) =
             (&self.metrics, &self.route)
         {
-            metrics.in_flight.series(*index).add(-1);
+            metrics
+                .in_flight
+                .series(*index)
+                .add(crate::sharded::current(), -1);
         }
     }
 
-    /// The route the request is counted under.
-    fn route_str(&self) -> Option<&str> {
-        let metrics = self.metrics.as_deref()?;
+    /// The method label.
+    fn method(&self) -> &'static str {
+        METHODS[usize::from(self.method)]
+    }
+
+    /// The route the request is counted under in `metrics`, its recorder.
+    fn route_str<'a>(&'a self, metrics: &'a Inner) -> Option<&'a str> {
         match &self.route {
             RouteSlot::Unset => None,
             RouteSlot::Series(index) => metrics.in_flight.label_value(*index, 1),
-            RouteSlot::Overflow(_, route) => Some(route),
+            RouteSlot::Overflow(_) => self.cold.as_ref()?.overflow_route.as_deref(),
         }
     }
 
     /// The response started with this status.
     pub fn response(&mut self, status: u16) {
-        self.status = Some(status);
+        self.status = status;
     }
 
     /// The connection was upgraded (WebSocket): the request is counted but its time is not a
@@ -551,7 +592,8 @@ impl RequestGuard {
     /// Adds bytes of the request body. A request whose body size was never given records no
     /// request size.
     pub fn add_request_bytes(&mut self, n: u64) {
-        self.request_bytes = Some(self.request_bytes.unwrap_or(0).saturating_add(n));
+        let cold = self.cold.get_or_insert_default();
+        cold.request_bytes = Some(cold.request_bytes.unwrap_or(0).saturating_add(n));
     }
 
     /// Whether this request's body size is recorded (the recorder was built with body
@@ -568,7 +610,9 @@ impl RequestGuard {
     /// `Content-Length`: a chunked upload is measured, and a body the handler did not read
     /// still counts what was declared.
     pub fn count_request_body(&mut self) -> BodyCounter {
-        self.request_counter
+        self.cold
+            .get_or_insert_default()
+            .request_counter
             .get_or_insert_with(|| BodyCounter(Arc::new(AtomicU64::new(0))))
             .clone()
     }
@@ -594,28 +638,29 @@ impl RequestGuard {
     }
 
     fn record(&mut self) {
-        if self.recorded {
-            return;
-        }
-        self.recorded = true;
-        let Some(metrics) = self.metrics.as_deref() else {
+        let Some(shared) = self.metrics.take() else {
             return;
         };
+        let metrics = &**shared;
         let elapsed_nanos = crate::clock::nanos_since(self.started);
+        let shard = crate::sharded::current();
         // The in-flight series, found once: counted out of, then asked (unless it is the
         // overflow series, which remembers nothing) where this route's requests end.
         let remembering = match self.route {
             RouteSlot::Unset => None,
-            RouteSlot::Series(index) | RouteSlot::Overflow(index, _) => {
+            RouteSlot::Series(index) | RouteSlot::Overflow(index) => {
                 let in_flight = metrics.in_flight.series(index);
-                in_flight.add(-1);
+                in_flight.add(shard, -1);
                 matches!(self.route, RouteSlot::Series(_)).then_some(in_flight)
             }
         };
         let status = if std::thread::panicking() {
             STATUS_PANICKED
         } else {
-            self.status.unwrap_or(STATUS_CLIENT_CLOSED)
+            match self.status {
+                NO_STATUS => STATUS_CLIENT_CLOSED,
+                status => status,
+            }
         };
         let remembered =
             remembering.and_then(|in_flight| Self::remembered_ends(metrics, in_flight, status));
@@ -624,14 +669,14 @@ impl RequestGuard {
             None => self.look_up_ends(metrics, status, remembering),
         };
         if let Some(counter) = counter {
-            counter.inc();
+            counter.inc(shard);
         }
         // An upgraded connection's life is not a latency: it stays out of the histogram
         // (with OpenTelemetry naming, whose request count is the histogram's, it is not
         // counted either).
         if let (false, Some(histogram)) = (self.upgraded, histogram) {
             #[allow(clippy::cast_precision_loss)]
-            histogram.observe(elapsed_nanos as f64 * 1e-9);
+            histogram.observe(shard, elapsed_nanos as f64 * 1e-9);
         }
         if metrics.request_size.is_none() && metrics.response_size.is_none() {
             return;
@@ -645,15 +690,16 @@ impl RequestGuard {
             let (Some(family), Some(bytes)) = (family, bytes) else {
                 continue;
             };
-            if let Ok(histogram) = family.label_values(&[self.method, route]) {
-                histogram.observe(bytes as f64);
+            if let Ok(histogram) = family.label_values(&[self.method(), route]) {
+                histogram.observe(shard, bytes as f64);
             }
         }
     }
 
     /// The request size to record: bytes read, declared length, or the larger of both.
     fn request_size(&self) -> Option<u64> {
-        match (&self.request_counter, self.request_bytes) {
+        let cold = self.cold.as_deref()?;
+        match (&cold.request_counter, cold.request_bytes) {
             (Some(counter), declared) => Some(counter.get().max(declared.unwrap_or(0))),
             (None, declared) => declared,
         }
@@ -665,7 +711,7 @@ impl RequestGuard {
         if status == 405 {
             &metrics.unmatched
         } else {
-            self.route_str().unwrap_or(&metrics.unmatched)
+            self.route_str(metrics).unwrap_or(&metrics.unmatched)
         }
     }
 
@@ -676,7 +722,7 @@ impl RequestGuard {
         metrics: &'a Inner,
         in_flight: &InFlight,
         status: u16,
-    ) -> Option<(Option<&'a Counter>, Option<&'a Histogram>)> {
+    ) -> Option<(Option<&'a ShardedCounter>, Option<&'a ShardedHistogram>)> {
         let (requests, duration) = in_flight.ends(status)?;
         let counter = match (&metrics.requests, requests) {
             (Some(family), Some(index)) => Some(family.live_series(index)?),
@@ -695,7 +741,7 @@ impl RequestGuard {
         metrics: &'a Inner,
         status: u16,
         remembering: Option<&InFlight>,
-    ) -> (Option<&'a Counter>, Option<&'a Histogram>) {
+    ) -> (Option<&'a ShardedCounter>, Option<&'a ShardedHistogram>) {
         let mut code = itoa::Buffer::new();
         let class_digits;
         let status_label: &str = if metrics.status_classes {
@@ -708,7 +754,7 @@ impl RequestGuard {
             code.format(status)
         };
         let route = self.end_route(metrics, status);
-        let method = self.method;
+        let method = self.method();
         // Label values are never refused: the families take any string of the right count.
         let requests = metrics.requests.as_ref().and_then(|family| {
             let index = family.index_of(&[method, route, status_label]).ok()?;
@@ -770,9 +816,11 @@ pub(crate) struct InFlight {
     core: Arc<CachePadded<InFlightCore>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct InFlightCore {
-    value: AtomicI64,
+    /// The count, split into shards (see [`crate::sharded`]) as an `i64` in two's
+    /// complement: a request may be counted in on one thread and out on another.
+    value: Slots,
     /// Each: status (16 bits; 0 is empty), counter index (24), histogram index (24).
     ends: [AtomicU64; ENDS],
 }
@@ -784,8 +832,12 @@ const NO_SERIES: u64 = (1 << 24) - 1;
 
 impl InFlight {
     #[inline]
-    fn add(&self, delta: i64) {
-        self.core.value.fetch_add(delta, Ordering::Relaxed);
+    fn add(&self, shard: usize, delta: i64) {
+        #[allow(clippy::cast_sign_loss)] // two's complement: adding it wraps to a subtraction
+        self.core
+            .value
+            .at(shard, 0)
+            .fetch_add(delta as u64, Ordering::Relaxed);
     }
 
     /// Where requests ending with `status` went: the counter's index (none with
@@ -845,12 +897,15 @@ impl crate::metric::sealed::Sealed for InFlight {
 
     fn create((): &()) -> Self {
         Self {
-            core: Arc::default(),
+            core: Arc::new(CachePadded(InFlightCore {
+                value: Slots::new(1),
+                ends: Default::default(),
+            })),
         }
     }
 
     fn reset(&self, (): &()) {
-        self.core.value.store(0, Ordering::Relaxed);
+        self.core.value.fill(0);
         for slot in &self.core.ends {
             slot.store(0, Ordering::Relaxed);
         }
@@ -861,7 +916,8 @@ impl crate::metric::sealed::Sealed for InFlight {
         (): &'a (),
         _: &'a mut crate::metric::sealed::Scratch,
     ) -> crate::ValueRef<'a> {
-        crate::ValueRef::Gauge(crate::Number::I64(self.core.value.load(Ordering::Relaxed)))
+        #[allow(clippy::cast_possible_wrap)] // two's complement, see `value`
+        crate::ValueRef::Gauge(crate::Number::I64(self.core.value.total(0) as i64))
     }
 }
 
@@ -881,6 +937,17 @@ mod tests {
 
     fn value(registry: &Registry, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         registry.get_sample_value(name, labels)
+    }
+
+    #[test]
+    fn the_guard_stays_small_because_it_moves_with_every_response() {
+        // The guard is moved with the response future and into the body, several times per
+        // request: what only some requests need lives out of line.
+        assert!(std::mem::size_of::<RequestGuard>() <= 48);
+        assert_eq!(
+            std::mem::size_of::<Option<RequestGuard>>(),
+            std::mem::size_of::<RequestGuard>()
+        );
     }
 
     #[test]
@@ -986,13 +1053,8 @@ mod tests {
             );
         }
 
-        // A user clears the family: the next request brings its series back, not lost.
-        let requests = registry
-            .counter("http_requests", "HTTP requests served.")
-            .labels(["method", "route", "status"])
-            .register()
-            .unwrap();
-        requests.clear();
+        // The family is cleared: the next request brings its series back, not lost.
+        metrics.shared[0].requests.as_ref().unwrap().clear();
         let mut guard = metrics.start("GET", route("/r"));
         guard.response(200);
         guard.finish();
@@ -1024,15 +1086,33 @@ mod tests {
     }
 
     #[test]
-    fn the_in_flight_gauge_cannot_be_registered_again_as_a_plain_gauge() {
+    fn the_recorders_families_cannot_be_registered_again_as_plain_metrics() {
         let registry = Registry::new();
         let _metrics = HttpMetrics::builder(&registry).build().unwrap();
-        let error = registry
-            .gauge("http_requests_in_flight", "HTTP requests being served.")
-            .labels(["method", "route"])
-            .register()
-            .unwrap_err();
-        assert!(error.to_string().contains("HTTP recorder"), "{error}");
+        let errors = [
+            registry
+                .gauge("http_requests_in_flight", "HTTP requests being served.")
+                .labels(["method", "route"])
+                .register()
+                .unwrap_err(),
+            registry
+                .counter("http_requests", "HTTP requests served.")
+                .labels(["method", "route", "status"])
+                .register()
+                .unwrap_err(),
+            registry
+                .histogram(
+                    "http_request_duration",
+                    "Time to serve HTTP requests, until the response body ended.",
+                )
+                .unit("seconds")
+                .labels(["method", "route", "status"])
+                .register()
+                .unwrap_err(),
+        ];
+        for error in errors {
+            assert!(error.to_string().contains("HTTP recorder"), "{error}");
+        }
         // A second recorder on the same registry shares it, as before.
         assert!(HttpMetrics::builder(&registry).build().is_ok());
     }

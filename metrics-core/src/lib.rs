@@ -130,6 +130,7 @@ mod process;
 pub mod push;
 mod registry;
 pub mod route;
+mod sharded;
 mod summary;
 mod validate;
 mod value;

@@ -243,6 +243,27 @@ impl Registry {
         MetricBuilder::new(self, name.into(), help.into(), ())
     }
 
+    /// Starts registering a counter split into per-thread shards, for the HTTP recorder
+    /// (crate-internal; exposed as a plain counter).
+    pub(crate) fn sharded_counter(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+    ) -> MetricBuilder<'_, crate::sharded::ShardedCounter> {
+        MetricBuilder::new(self, name.into(), help.into(), ())
+    }
+
+    /// Starts registering a histogram split into per-thread shards, for the HTTP recorder
+    /// (crate-internal; exposed as a plain histogram).
+    pub(crate) fn sharded_histogram(
+        &self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+        buckets: Buckets,
+    ) -> MetricBuilder<'_, crate::sharded::ShardedHistogram> {
+        MetricBuilder::new(self, name.into(), help.into(), buckets)
+    }
+
     /// Starts registering a [`FloatGauge`].
     pub fn float_gauge(
         &self,
@@ -374,7 +395,7 @@ impl Registry {
                         Error::conflict(
                             &desc.name,
                             "it is registered with another value type (integer or float), or \
-                             by vitals' HTTP recorder, whose in-flight gauge is its own type",
+                             by vitals' HTTP recorder, whose series are types of its own",
                         )
                     });
             }
