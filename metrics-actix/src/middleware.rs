@@ -282,12 +282,14 @@ impl<S> MetricsMiddleware<S> {
         let mut guard = self
             .patterns
             .with_pattern(request, |pattern| metrics.start(method, pattern));
-        guard.declared_request_length(
-            request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()),
-        );
+        if guard.records_request_size() {
+            guard.declared_request_length(
+                request
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()),
+            );
+        }
         Some(guard)
     }
 }

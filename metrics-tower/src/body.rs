@@ -149,27 +149,23 @@ mod counting {
         }
     }
 
-    /// Counts the request body's real bytes when body sizes are recorded and the body is
-    /// axum's `Body` (as under `Router::layer`). The request keeps its type: the body is
+    /// Counts the request body's real bytes, for a guard that records body sizes, when the
+    /// body is axum's `Body` (as under `Router::layer`). The request keeps its type: the body is
     /// wrapped and boxed back into a `Body`. Any other body type is measured by its declared
     /// length only.
     pub(crate) fn count_request_body<B: 'static>(
-        mut request: Request<B>,
-        mut guard: Option<RequestGuard>,
-    ) -> (Request<B>, Option<RequestGuard>) {
-        let Some(watching) = guard.as_mut().filter(|g| g.records_request_size()) else {
-            return (request, guard);
-        };
+        request: &mut Request<B>,
+        guard: &mut RequestGuard,
+    ) {
         let body: &mut dyn std::any::Any = request.body_mut();
         if let Some(body) = body.downcast_mut::<axum::body::Body>() {
             if !body.is_end_stream() {
                 let inner = std::mem::take(body);
                 *body = axum::body::Body::new(CountingBody {
                     inner,
-                    counter: watching.count_request_body(),
+                    counter: guard.count_request_body(),
                 });
             }
         }
-        (request, guard)
     }
 }

@@ -79,12 +79,14 @@ impl<S> Metrics<S> {
         let metrics = self.shared.metrics.as_ref().ok()?;
         let method = request.method().as_str();
         let mut guard = self.with_route(request, |route| metrics.start(method, route));
-        guard.declared_request_length(
-            request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()),
-        );
+        if guard.records_request_size() {
+            guard.declared_request_length(
+                request
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()),
+            );
+        }
         Some(guard)
     }
 
@@ -117,7 +119,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         if let Some(response) = self.endpoint(&request) {
             let guard = if self.shared.count_endpoint {
                 self.start(&request).map(|mut guard| {
@@ -129,9 +131,19 @@ where
             };
             return ResponseFuture::endpoint(response, guard);
         }
-        let guard = self.start(&request);
-        #[cfg(feature = "axum")]
-        let (request, guard) = crate::body::count_request_body(request, guard);
+        let mut guard = self.start(&request);
+        watch_request_body(&mut request, guard.as_mut());
         ResponseFuture::metered(self.inner.call(request), guard, self.shared.headers_only)
     }
+}
+
+/// Counts the request body's real bytes as the service reads them, when this request's
+/// body size is recorded and the body is one the layer can watch (axum's `Body`).
+fn watch_request_body<B: 'static>(request: &mut Request<B>, guard: Option<&mut RequestGuard>) {
+    #[cfg(feature = "axum")]
+    if let Some(guard) = guard.filter(|g| g.records_request_size()) {
+        crate::body::count_request_body(request, guard);
+    }
+    #[cfg(not(feature = "axum"))]
+    let _ = (request, guard);
 }
