@@ -289,6 +289,43 @@ fn histogram_observe(c: &mut Criterion) {
     }
 }
 
+/// One request through the HTTP recorder that every adapter shares (start, status, finish),
+/// next to the floor: the same four updates through handles kept by the caller, with no
+/// lookup and no guard.
+fn http_recorder(c: &mut Criterion) {
+    for threads in [1, 2] {
+        let mut g = c.benchmark_group(format!("http_recorder_{threads}_threads"));
+        let registry = Registry::new();
+        let recorder = metrics_core::http::HttpMetrics::builder(&registry)
+            .build()
+            .unwrap();
+        run_threads(&mut g, "vitals_request", threads, |_| {
+            let mut guard = recorder.start("GET", Some("/users/{id}"));
+            guard.response(200);
+            guard.finish();
+        });
+        let floor = Registry::new();
+        let in_flight_family = floor
+            .gauge("in_flight", "h")
+            .labels(["method", "route"])
+            .register()
+            .unwrap();
+        let in_flight = in_flight_family
+            .label_values(&["GET", "/users/{id}"])
+            .unwrap();
+        let total = floor.counter("total", "h").register().unwrap();
+        let duration = floor.histogram("duration", "h").register().unwrap();
+        run_threads(&mut g, "kept_handles_floor", threads, |_| {
+            let start = Instant::now();
+            in_flight.inc();
+            total.inc();
+            duration.observe(start.elapsed().as_secs_f64());
+            in_flight.dec();
+        });
+        g.finish();
+    }
+}
+
 /// Text encoding of `counters` counter series and `histograms` histogram series.
 fn encoding(c: &mut Criterion) {
     let values = latencies(VALUES);
@@ -559,6 +596,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = counter_handle, counter_lookup, histogram_observe, encoding, insertion
+    targets = counter_handle, counter_lookup, histogram_observe, http_recorder, encoding, insertion
 }
 criterion_main!(benches);
