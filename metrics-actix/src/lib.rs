@@ -39,9 +39,19 @@
 //!
 //! The route is taken before routing, so that the in-flight gauge counts each request under
 //! its route while the handler runs. There `match_pattern()` walks the app's resource map
-//! with regexes, which is the largest part of the middleware's cost, so each worker remembers
-//! recent answers: every static route, and up to 512 recent paths seen at least twice. The
-//! answer depends on the path alone, so this is exact, and its memory is bounded.
+//! with regexes, which would be the largest part of the middleware's cost, so each worker
+//! avoids the walk for most requests:
+//!
+//! - it remembers every static route, and up to 512 recent paths seen at least twice (exact:
+//!   the answer depends on the path alone; bounded memory);
+//! - a path not seen before, such as `/users/8127`, is matched against the dynamic patterns
+//!   the walk found so far, and the guess is checked against actix's own answer once actix
+//!   has routed the request (when that answer is nearly free). The request is recorded under
+//!   actix's answer; a pattern guessed wrong once is not guessed again on that worker. A
+//!   guess can only be wrong when routes overlap in a way a route-shaped match orders
+//!   differently from actix (say `/users/admin` registered before `/users/{id}` and not yet
+//!   requested): that one request is counted in flight under the guessed route until its
+//!   response starts.
 //!
 //! # The metrics endpoint
 //!

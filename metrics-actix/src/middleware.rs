@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,7 +18,7 @@ use metrics_core::{Buckets, Error, Registry};
 use pin_project_lite::pin_project;
 
 use crate::body::MetricsBody;
-use crate::patterns::Patterns;
+use crate::patterns::{Guess, Patterns};
 
 type AccessHook = dyn Fn(&HttpRequest) -> bool + Send + Sync;
 
@@ -222,7 +223,7 @@ where
         ready(Ok(MetricsMiddleware {
             service,
             shared: Arc::clone(&self.shared),
-            patterns: Patterns::default(),
+            patterns: Rc::default(),
         }))
     }
 }
@@ -231,8 +232,8 @@ where
 pub struct MetricsMiddleware<S> {
     service: S,
     shared: Arc<Shared>,
-    /// Recent answers of `match_pattern()`, per worker.
-    patterns: Patterns,
+    /// Recent answers of `match_pattern()`, and patterns to guess from, per worker.
+    patterns: Rc<Patterns>,
 }
 
 impl<S> fmt::Debug for MetricsMiddleware<S> {
@@ -274,12 +275,16 @@ impl<S> MetricsMiddleware<S> {
         Some(response.body(answer.body))
     }
 
-    fn start(&self, request: &ServiceRequest) -> Option<RequestGuard> {
-        let metrics = self.shared.metrics.as_ref().ok()?;
+    /// Starts recording `request`, with a guess of its route to check after routing when
+    /// the route was guessed.
+    fn start(&self, request: &ServiceRequest) -> (Option<RequestGuard>, Option<Guess>) {
+        let Ok(metrics) = self.shared.metrics.as_ref() else {
+            return (None, None);
+        };
         let method = request.method().as_str();
         // The route before routing, so that the in-flight gauge counts the request under it
         // while the handler runs.
-        let mut guard = self
+        let (mut guard, guess) = self
             .patterns
             .with_pattern(request, |pattern| metrics.start(method, pattern));
         if guard.records_request_size() {
@@ -290,7 +295,7 @@ impl<S> MetricsMiddleware<S> {
                     .and_then(|v| v.to_str().ok()),
             );
         }
-        Some(guard)
+        (Some(guard), guess)
     }
 }
 
@@ -308,7 +313,12 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         if let Some(response) = self.endpoint(&request) {
             let guard = if self.shared.count_endpoint {
-                self.start(&request).map(|mut guard| {
+                let (guard, guess) = self.start(&request);
+                guard.map(|mut guard| {
+                    if let Some(guess) = guess {
+                        let actual = guess.walk();
+                        settle(&mut guard, guess, actual.as_deref());
+                    }
                     guard.response(response.status().as_u16());
                     guard
                 })
@@ -322,11 +332,24 @@ where
             return MetricsResponse::ready(response);
         }
         let mut request = request;
-        let mut guard = self.start(&request);
+        let (mut guard, guess) = self.start(&request);
         if let Some(guard) = guard.as_mut() {
             crate::body::count_request_payload(&mut request, guard);
         }
-        MetricsResponse::pending(self.service.call(request), guard, self.shared.headers_only)
+        MetricsResponse::pending(
+            self.service.call(request),
+            guard,
+            guess,
+            self.shared.headers_only,
+        )
+    }
+}
+
+/// Settles a guessed route with actix's answer (`None`: no route matched): a wrong guess
+/// moves the request to the right route before anything but its in-flight count is recorded.
+fn settle(guard: &mut RequestGuard, guess: Guess, actual: Option<&str>) {
+    if !guess.confirm(actual) {
+        guard.set_route(actual);
     }
 }
 
@@ -338,6 +361,8 @@ pin_project! {
         ready: Option<ServiceResponse<EitherBody<MetricsBody<B>>>>,
         // Dropped with the future if the client goes away first: recorded as 499.
         guard: Option<RequestGuard>,
+        // A route guessed before routing, checked when the response comes.
+        guess: Option<Guess>,
         headers_only: bool,
     }
 }
@@ -349,11 +374,17 @@ impl<F, B> fmt::Debug for MetricsResponse<F, B> {
 }
 
 impl<F, B> MetricsResponse<F, B> {
-    fn pending(future: F, guard: Option<RequestGuard>, headers_only: bool) -> Self {
+    fn pending(
+        future: F,
+        guard: Option<RequestGuard>,
+        guess: Option<Guess>,
+        headers_only: bool,
+    ) -> Self {
         Self {
             future: Some(future),
             ready: None,
             guard,
+            guess,
             headers_only,
         }
     }
@@ -363,6 +394,7 @@ impl<F, B> MetricsResponse<F, B> {
             future: None,
             ready: Some(response),
             guard: None,
+            guess: None,
             headers_only: false,
         }
     }
@@ -385,10 +417,16 @@ where
         };
         let result = std::task::ready!(future.poll(cx));
         let mut guard = this.guard.take();
+        let guess = this.guess.take();
         match result {
             Ok(response) => {
                 let status = response.status();
                 if let Some(guard) = guard.as_mut() {
+                    if let Some(guess) = guess {
+                        // After routing, actix answers from the resource it routed to.
+                        let actual = response.request().match_pattern();
+                        settle(guard, guess, actual.as_deref());
+                    }
                     guard.response(status.as_u16());
                     if status == StatusCode::SWITCHING_PROTOCOLS {
                         guard.upgraded();
@@ -406,6 +444,10 @@ where
             Err(error) => {
                 // The error becomes a response with its ResponseError's status.
                 if let Some(mut guard) = guard {
+                    if let Some(guess) = guess {
+                        let actual = guess.walk();
+                        settle(&mut guard, guess, actual.as_deref());
+                    }
                     guard.response(error.as_response_error().status_code().as_u16());
                     guard.finish();
                 }

@@ -1,29 +1,47 @@
 //! [`Patterns`]: the route pattern of a request before routing, without walking actix's
-//! resource map for paths seen recently.
+//! resource map for most requests.
 //!
 //! Before routing, `match_pattern()` walks the resource map and tries each resource's regex:
-//! the largest part of what the middleware costs. Its answer depends on the path alone (the
-//! map is fixed once the app is built), so remembering answers by path is exact. Memory stays
-//! bounded: static routes (paths that are their own pattern, such as `/health`) are kept in a
-//! set of at most [`MAX_STATIC_ROUTES`], and other paths in a direct-mapped table of
-//! [`SLOTS`] entries, where a path replaces whatever shared its slot. A path enters the table
-//! only the second time its hash is seen in a row at its slot, so a stream of distinct paths
-//! (ids that never repeat, a 404 scanner) costs a hash and the walk it would have cost anyway,
-//! without copying anything.
+//! the largest part of what the middleware would cost. Each worker avoids the walk in three
+//! ways, tried in order:
+//!
+//! 1. **Static routes** (paths that are their own pattern, such as `/health`) are kept in a
+//!    set of at most [`MAX_STATIC_ROUTES`]. Exact: the answer depends on the path alone (the
+//!    map is fixed once the app is built).
+//! 2. **Recent paths** are kept in a direct-mapped table of [`SLOTS`] entries, where a path
+//!    replaces whatever shared its slot. A path enters the table only the second time its hash
+//!    is seen in a row at its slot, so a stream of distinct paths copies nothing. Exact, too.
+//! 3. **A guess, checked after routing.** Every dynamic pattern the walk found (up to
+//!    [`MAX_LEARNED`]) goes into a [`matchit`] router, so that a path never seen before, such
+//!    as `/users/8127`, is matched against the patterns seen so far in well under a
+//!    microsecond. Once actix has routed the request, its own (then nearly free) answer is
+//!    compared with the guess; the request is recorded under actix's answer, and a pattern
+//!    that was ever guessed wrong is never guessed again on that worker. A guess can only be
+//!    wrong when patterns overlap in ways matchit orders differently from actix (a pattern
+//!    not seen yet that actix tries first, a regex segment): then that one request was
+//!    counted in flight under the guessed route until its response started.
+//!
+//! Paths that none of these answer (the first of each shape, unmatched paths) take the walk.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher as _;
 use std::rc::Rc;
 
-use actix_web::dev::ServiceRequest;
+use actix_web::dev::{ResourceMap, ServiceRequest};
+use actix_web::http::Uri;
 
 /// Static routes remembered per worker; past this, they share the table with other paths.
 pub(crate) const MAX_STATIC_ROUTES: usize = 256;
 /// Entries of the table of recent paths, per worker.
 pub(crate) const SLOTS: usize = 512;
+/// Dynamic patterns learned for guessing, per worker. Patterns come from the app's routes, so
+/// this is only reached by apps with that many dynamic routes.
+pub(crate) const MAX_LEARNED: usize = 1024;
 /// Longer paths are not remembered (they would make the table's memory unbounded in practice).
 const MAX_PATH: usize = 256;
+
+type Hasher = foldhash::fast::RandomState;
 
 /// Recent answers of `match_pattern()`, per worker (actix builds one middleware per worker,
 /// so no lock is needed).
@@ -35,21 +53,58 @@ pub(crate) struct Patterns {
 type Remembered = (Box<str>, Option<Rc<str>>);
 
 struct Inner {
-    hasher: foldhash::fast::RandomState,
-    static_routes: HashSet<Box<str>, foldhash::fast::RandomState>,
+    hasher: Hasher,
+    static_routes: HashSet<Box<str>, Hasher>,
     slots: Box<[Option<Remembered>]>,
     /// Per slot, the hash of the last path that missed there: admission to the slot.
     seen: Box<[u64]>,
+    guesses: Guesses,
+}
+
+/// Dynamic patterns seen so far, for guessing the pattern of paths not seen yet.
+struct Guesses {
+    router: matchit::Router<usize>,
+    /// Indexed by the router's values.
+    learned: Vec<Learned>,
+    /// Every pattern offered to the router, whether it took it or not.
+    offered: HashMap<Rc<str>, Option<usize>, Hasher>,
+    /// The app's resource map, to check a guess when the request's response never came.
+    map: Option<ResourceMap>,
+}
+
+struct Learned {
+    pattern: Rc<str>,
+    /// Cleared when a guess of this pattern was wrong.
+    trusted: bool,
+}
+
+/// A pattern guessed before routing, to check against actix's answer after it.
+#[derive(Debug)]
+pub(crate) struct Guess {
+    pattern: Rc<str>,
+    /// The request's URI, when the response never comes (an `Err` from the inner service):
+    /// then the resource map is walked for it after all.
+    uri: Uri,
+    /// The path's slot in the table of recent paths, and its hash: a right guess is
+    /// remembered there as an answer of the walk would be.
+    slot: Option<(usize, u64)>,
+    patterns: Rc<Patterns>,
 }
 
 impl Default for Patterns {
     fn default() -> Self {
         Self {
             inner: RefCell::new(Inner {
-                hasher: foldhash::fast::RandomState::default(),
+                hasher: Hasher::default(),
                 static_routes: HashSet::default(),
                 slots: (0..SLOTS).map(|_| None).collect(),
                 seen: vec![0; SLOTS].into_boxed_slice(),
+                guesses: Guesses {
+                    router: matchit::Router::new(),
+                    learned: Vec::new(),
+                    offered: HashMap::default(),
+                    map: None,
+                },
             }),
         }
     }
@@ -63,16 +118,17 @@ impl std::fmt::Debug for Patterns {
 
 impl Patterns {
     /// Calls `f` with the pattern of `request`'s path (`None`: no route matches), as
-    /// `request.match_pattern()` gives it.
+    /// `request.match_pattern()` gives it, or with a guess of it; a guess comes back to be
+    /// checked after routing with [`Guess::check`].
     pub(crate) fn with_pattern<T>(
-        &self,
+        self: &Rc<Self>,
         request: &ServiceRequest,
         f: impl FnOnce(Option<&str>) -> T,
-    ) -> T {
+    ) -> (T, Option<Guess>) {
         let path = request.path();
         let mut inner = self.inner.borrow_mut();
         if inner.static_routes.contains(path) {
-            return f(Some(path));
+            return (f(Some(path)), None);
         }
         let slot = (path.len() <= MAX_PATH).then(|| {
             let hash = inner.hasher.hash_one(path);
@@ -82,21 +138,184 @@ impl Patterns {
         if let Some((i, _)) = slot {
             if let Some((seen, pattern)) = &inner.slots[i] {
                 if **seen == *path {
-                    return f(pattern.as_deref());
+                    return (f(pattern.as_deref()), None);
                 }
             }
+        }
+        if let Some(pattern) = inner.guesses.guess(path) {
+            drop(inner);
+            let guess = Guess {
+                uri: request.uri().clone(),
+                slot,
+                patterns: Rc::clone(self),
+                pattern,
+            };
+            return (f(Some(guess.pattern())), Some(guess));
         }
         let pattern = request.match_pattern();
         if pattern.as_deref() == Some(path) && inner.static_routes.len() < MAX_STATIC_ROUTES {
             inner.static_routes.insert(path.into());
-        } else if let Some((i, hash)) = slot {
-            if inner.seen[i] == hash {
-                inner.slots[i] = Some((path.into(), pattern.as_deref().map(Rc::from)));
-            } else {
-                inner.seen[i] = hash;
-            }
+        } else if let Some(slot) = slot {
+            inner.admit(slot, path, pattern.as_deref().map(Rc::from));
+        }
+        if let Some(pattern) = pattern.as_deref().filter(|p| *p != path) {
+            inner.guesses.learn(pattern, request.resource_map());
         }
         drop(inner);
-        f(pattern.as_deref())
+        (f(pattern.as_deref()), None)
+    }
+}
+
+impl Inner {
+    /// Remembers `path`'s pattern in its slot of the table, if its hash is the last one
+    /// that missed there; otherwise makes it that one.
+    fn admit(&mut self, (i, hash): (usize, u64), path: &str, pattern: Option<Rc<str>>) {
+        if self.seen[i] == hash {
+            self.slots[i] = Some((path.into(), pattern));
+        } else {
+            self.seen[i] = hash;
+        }
+    }
+}
+
+impl Guesses {
+    /// A trusted pattern that matches `path`, if any.
+    fn guess(&self, path: &str) -> Option<Rc<str>> {
+        let learned = &self.learned[*self.router.at(path).ok()?.value];
+        learned.trusted.then(|| Rc::clone(&learned.pattern))
+    }
+
+    /// Offers a dynamic pattern the walk found to the router, once. Patterns matchit cannot
+    /// express exactly (regex segments, parameters inside a segment) are not guessed.
+    fn learn(&mut self, pattern: &str, map: &ResourceMap) {
+        if self.offered.contains_key(pattern) || self.offered.len() >= MAX_LEARNED {
+            return;
+        }
+        let pattern: Rc<str> = pattern.into();
+        let index = to_matchit(&pattern).and_then(|route| {
+            let index = self.learned.len();
+            self.router.insert(route, index).ok()?;
+            self.learned.push(Learned {
+                pattern: Rc::clone(&pattern),
+                trusted: true,
+            });
+            Some(index)
+        });
+        self.offered.insert(pattern, index);
+        if self.map.is_none() {
+            self.map = Some(map.clone());
+        }
+    }
+
+    /// A guess of `pattern` was wrong: it is not guessed again.
+    fn distrust(&mut self, pattern: &str) {
+        if let Some(&Some(index)) = self.offered.get(pattern) {
+            self.learned[index].trusted = false;
+        }
+    }
+}
+
+impl Guess {
+    /// The pattern guessed.
+    pub(crate) fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Whether the guess was actix's answer after routing (`actual`; `None`: no route
+    /// matched). A pattern guessed wrong is not guessed again.
+    pub(crate) fn confirm(self, actual: Option<&str>) -> bool {
+        let right = actual == Some(&*self.pattern);
+        let mut inner = self.patterns.inner.borrow_mut();
+        if !right {
+            inner.guesses.distrust(&self.pattern);
+        } else if let Some(slot) = self.slot {
+            inner.admit(slot, self.uri.path(), Some(self.pattern));
+        }
+        right
+    }
+
+    /// actix's answer for the request's path when no response came to read it from: the
+    /// walk of the resource map, after all.
+    pub(crate) fn walk(&self) -> Option<String> {
+        let inner = self.patterns.inner.borrow();
+        match &inner.guesses.map {
+            Some(map) => map.match_pattern(self.uri.path()),
+            // Unreachable in practice: the map is kept with the first pattern learned.
+            None => Some(self.pattern.to_string()),
+        }
+    }
+}
+
+/// The matchit route for an actix pattern, when matchit matches exactly the same paths as
+/// actix's regex for it: literal text, `{name}` parameters that fill a whole segment, and a
+/// trailing `{name:.*}` tail. Parameters are renamed by position, so that patterns that name
+/// the same segment differently do not conflict.
+fn to_matchit(pattern: &str) -> Option<String> {
+    let mut route = String::with_capacity(pattern.len() + 8);
+    let mut rest = pattern;
+    let mut params = 0;
+    while let Some(open) = rest.find('{') {
+        let (literal, tail) = rest.split_at(open);
+        if literal.contains('}') {
+            return None;
+        }
+        route.push_str(literal);
+        let close = tail.find('}')?;
+        let inside = &tail[1..close];
+        let after = &tail[close + 1..];
+        // A parameter must fill its segment: matchit has no prefixes or suffixes.
+        if !route.ends_with('/') || !(after.is_empty() || after.starts_with('/')) {
+            return None;
+        }
+        match inside.split_once(':') {
+            None if is_name(inside) => route.push_str(&format!("{{p{params}}}")),
+            // matchit's catch-all needs at least one character, as `.+` does; a `.*` tail
+            // that is empty is not guessed (the walk answers it).
+            Some((name, ".*" | ".+")) if is_name(name) && after.is_empty() => {
+                route.push_str(&format!("{{*p{params}}}"));
+            }
+            _ => return None,
+        }
+        params += 1;
+        rest = after;
+    }
+    if rest.contains('}') {
+        return None;
+    }
+    route.push_str(rest);
+    Some(route)
+}
+
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_matchit_expresses_exactly_are_translated_and_others_are_not() {
+        for (actix, matchit) in [
+            ("/users/{id}", Some("/users/{p0}")),
+            ("/users/{id}/posts/{post}", Some("/users/{p0}/posts/{p1}")),
+            ("/files/{tail:.*}", Some("/files/{*p0}")),
+            ("/files/{tail:.+}", Some("/files/{*p0}")),
+            ("/users/{id}/", Some("/users/{p0}/")),
+            // a regex segment matches fewer paths than matchit's parameter would
+            ("/users/{id:\\d+}", None),
+            // parameters inside a segment
+            ("/files/{name}.{ext}", None),
+            ("/item-{id}", None),
+            // a tail in the middle, a stray brace
+            ("/files/{tail:.*}/x", None),
+            ("/a}b", None),
+            ("/{}", None),
+        ] {
+            assert_eq!(to_matchit(actix).as_deref(), matchit, "{actix}");
+        }
     }
 }

@@ -452,3 +452,100 @@ async fn body_sizes_count_the_real_bytes_of_responses_and_requests() {
         (Some(8.0), Some(2.0))
     );
 }
+
+/// A middleware that fails `/users/refused` before routing, so that no response comes back
+/// to read actix's answer from.
+fn refuse_one_path<S, B>(
+    request: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> futures_util::future::Either<
+    std::future::Ready<Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>,
+    S::Future,
+>
+where
+    S: actix_web::dev::Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    use futures_util::future::Either;
+    if request.path() == "/users/refused" {
+        Either::Left(std::future::ready(Err(actix_web::error::ErrorForbidden(
+            "refused",
+        ))))
+    } else {
+        Either::Right(service.call(request))
+    }
+}
+
+#[actix_web::test]
+async fn guessed_routes_are_checked_after_routing_and_a_wrong_guess_is_not_repeated() {
+    let registry = Registry::new();
+    // What the admin handler saw in flight: under the route learned for `/users/1`
+    // (`/users/{id}`, the guess) and under its own.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (r, s) = (registry.clone(), seen.clone());
+    let admin = move || {
+        let sample = (
+            in_flight(&r, "GET", "/users/{id}"),
+            in_flight(&r, "GET", "/users/admin"),
+        );
+        s.borrow_mut().push(sample);
+        async { "admin" }
+    };
+    let app = test::init_service(
+        App::new()
+            .wrap(metrics(&registry))
+            // Before the dynamic route, so actix picks it for its path; a structural guess
+            // from `/users/{id}` would not.
+            .route("/users/admin", web::get().to(admin))
+            .route("/users/{id}", web::get().to(|| async { "a user" })),
+    )
+    .await;
+
+    assert_eq!(send(&app, Method::GET, "/users/1").await, StatusCode::OK);
+    // Never seen: guessed as `/users/{id}`, which is wrong; moved to actix's answer.
+    assert_eq!(
+        send(&app, Method::GET, "/users/admin").await,
+        StatusCode::OK
+    );
+    // The guess is not trusted again: the next paths take actix's walk.
+    assert_eq!(
+        send(&app, Method::GET, "/users/admin").await,
+        StatusCode::OK
+    );
+    assert_eq!(send(&app, Method::GET, "/users/2").await, StatusCode::OK);
+    assert_eq!(
+        *seen.borrow(),
+        vec![(Some(1.0), None), (Some(0.0), Some(1.0))],
+        "in flight during the first admin request: under the guess; during the second: right"
+    );
+    assert_eq!(total(&registry, "GET", "/users/admin", "200"), Some(2.0));
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(2.0));
+    assert_eq!(in_flight(&registry, "GET", "/users/{id}"), Some(0.0));
+    assert_eq!(in_flight(&registry, "GET", "/users/admin"), Some(0.0));
+
+    // A fresh app, whose guess is trusted, for the request whose response never comes: the
+    // guess is checked by walking the resource map after all.
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            // Inside the metrics middleware.
+            .wrap_fn(refuse_one_path)
+            .wrap(metrics(&registry))
+            .route("/users/refused", web::get().to(|| async { "never" }))
+            .route("/users/{id}", web::get().to(|| async { "a user" })),
+    )
+    .await;
+    assert_eq!(send(&app, Method::GET, "/users/1").await, StatusCode::OK);
+    let refused = test::TestRequest::get().uri("/users/refused").to_request();
+    let error = test::try_call_service(&app, refused).await.unwrap_err();
+    assert_eq!(
+        error.as_response_error().status_code(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(total(&registry, "GET", "/users/refused", "403"), Some(1.0));
+    assert_eq!(total(&registry, "GET", "/users/{id}", "403"), None);
+    assert_eq!(in_flight(&registry, "GET", "/users/{id}"), Some(0.0));
+}
