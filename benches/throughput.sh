@@ -21,10 +21,11 @@ seconds=${2:-3}
 framework=${3:-axum}
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 case "$framework" in
-  axum) bin=throughput_server; modes=(bare noop vitals) ;; # noop: a layer that records nothing
-  actix) bin=throughput_server_actix; modes=(bare vitals) ;;
+  axum) bin=throughput_server ;;
+  actix) bin=throughput_server_actix ;;
   *) echo "unknown framework $framework: use axum or actix" >&2; exit 2 ;;
 esac
+modes=(bare noop vitals) # noop: a middleware that wraps everything and records nothing
 cargo build -q --release -p vitals-benches --bin "$bin"
 server=target/release/$bin
 

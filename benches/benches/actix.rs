@@ -48,6 +48,12 @@ fn per_path(c: &mut Criterion, group: &str, path: impl Fn(u64) -> String) {
         }};
     }
     bench!("bare_app", App::new());
+    // Wraps the future and the body, records nothing: the floor under any middleware that
+    // times requests until the body ends.
+    bench!(
+        "noop_middleware",
+        App::new().wrap(vitals_benches::noop::NoopMiddleware)
+    );
     let registry = Registry::new();
     bench!(
         "vitals",

@@ -1,8 +1,8 @@
 //! The actix-web server of the throughput benchmark (`benches/throughput.sh actix`): a bare
-//! app, or the same with vitals' `Metrics` middleware, on the address given, with one worker
-//! per core.
+//! app, the same with a middleware that records nothing, or with vitals' `Metrics`
+//! middleware, on the address given, with one worker per core.
 //!
-//! `throughput_server_actix <bare|vitals> <address>`
+//! `throughput_server_actix <bare|noop|vitals> <address>`
 
 use actix_web::{web, App, HttpServer};
 
@@ -23,6 +23,17 @@ async fn main() -> std::io::Result<()> {
                 .run()
                 .await
         }
+        // A middleware that records nothing: the floor under any body-watching middleware.
+        "noop" => {
+            HttpServer::new(|| {
+                App::new()
+                    .wrap(vitals_benches::noop::NoopMiddleware)
+                    .route("/users/{id}", web::get().to(user))
+            })
+            .bind(&address)?
+            .run()
+            .await
+        }
         "vitals" => {
             HttpServer::new(|| {
                 App::new()
@@ -34,7 +45,7 @@ async fn main() -> std::io::Result<()> {
             .await
         }
         other => {
-            eprintln!("unknown mode {other:?}: use bare or vitals");
+            eprintln!("unknown mode {other:?}: use bare, noop or vitals");
             std::process::exit(2);
         }
     }
