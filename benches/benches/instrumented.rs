@@ -102,6 +102,14 @@ fn calls(c: &mut Criterion) {
     });
     group.finish();
 
+    // The same function called on two threads at once: what sharing a function's metrics
+    // between cores costs (time per call on each thread).
+    let mut group = c.benchmark_group("function call on 2 threads");
+    group.bench_function("plain", |b| on_two_threads(b, plain));
+    group.bench_function("#[instrumented]", |b| on_two_threads(b, ours));
+    group.bench_function("#[autometrics]", |b| on_two_threads(b, theirs));
+    group.finish();
+
     // Both recorded what they were asked to: a call that records nothing would be fast.
     let calls = metrics_core::Registry::global().get_sample_value(
         "function_calls_total",
@@ -125,6 +133,33 @@ fn calls(c: &mut Criterion) {
         theirs.contains("function=\"theirs\""),
         "#[autometrics] recorded no calls"
     );
+}
+
+/// Calls `f` `iters` times on each of two threads at once; the time is the slower thread's.
+fn on_two_threads(b: &mut criterion::Bencher<'_>, f: fn(u64) -> u64) {
+    b.iter_custom(|iters| {
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..2_u64)
+                .map(|t| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let start = std::time::Instant::now();
+                        for i in 0..iters {
+                            black_box(f(black_box(i * 2 + t)));
+                        }
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| thread.join().expect("the benchmark thread runs"))
+                .max()
+                .unwrap_or_default()
+        })
+    });
 }
 
 criterion_group! {

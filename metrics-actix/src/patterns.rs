@@ -24,8 +24,8 @@
 //! Paths that none of these answer (the first of each shape, unmatched paths) take the walk.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher as _;
+use std::collections::HashMap;
+use std::hash::{BuildHasher as _, BuildHasherDefault};
 use std::rc::Rc;
 
 use actix_web::dev::{ResourceMap, ServiceRequest};
@@ -54,7 +54,8 @@ type Remembered = (Box<str>, Option<Rc<str>>);
 
 struct Inner {
     hasher: Hasher,
-    static_routes: HashSet<Box<str>, Hasher>,
+    /// Keyed by the path's hash (the one that also picks its slot): one hash per request.
+    static_routes: HashMap<u64, Box<str>, BuildHasherDefault<Prehashed>>,
     slots: Box<[Option<Remembered>]>,
     /// Per slot, the hash of the last path that missed there: admission to the slot.
     seen: Box<[u64]>,
@@ -70,6 +71,27 @@ struct Guesses {
     offered: HashMap<Rc<str>, Option<usize>, Hasher>,
     /// The app's resource map, to check a guess when the request's response never came.
     map: Option<ResourceMap>,
+}
+
+/// Hashes a key that is a hash already: passes it through.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 struct Learned {
@@ -96,7 +118,7 @@ impl Default for Patterns {
         Self {
             inner: RefCell::new(Inner {
                 hasher: Hasher::default(),
-                static_routes: HashSet::default(),
+                static_routes: HashMap::default(),
                 slots: (0..SLOTS).map(|_| None).collect(),
                 seen: vec![0; SLOTS].into_boxed_slice(),
                 guesses: Guesses {
@@ -127,14 +149,12 @@ impl Patterns {
     ) -> (T, Option<Guess>) {
         let path = request.path();
         let mut inner = self.inner.borrow_mut();
-        if inner.static_routes.contains(path) {
+        let hash = inner.hasher.hash_one(path);
+        if inner.static_routes.get(&hash).is_some_and(|route| **route == *path) {
             return (f(Some(path)), None);
         }
-        let slot = (path.len() <= MAX_PATH).then(|| {
-            let hash = inner.hasher.hash_one(path);
-            #[allow(clippy::cast_possible_truncation)] // only the low bits pick the slot
-            (hash as usize % SLOTS, hash)
-        });
+        #[allow(clippy::cast_possible_truncation)] // only the low bits pick the slot
+        let slot = (path.len() <= MAX_PATH).then_some((hash as usize % SLOTS, hash));
         if let Some((i, _)) = slot {
             if let Some((seen, pattern)) = &inner.slots[i] {
                 if **seen == *path {
@@ -153,8 +173,12 @@ impl Patterns {
             return (f(Some(guess.pattern())), Some(guess));
         }
         let pattern = request.match_pattern();
-        if pattern.as_deref() == Some(path) && inner.static_routes.len() < MAX_STATIC_ROUTES {
-            inner.static_routes.insert(path.into());
+        // (A static route whose hash another one has is left to the table: never in practice.)
+        if pattern.as_deref() == Some(path)
+            && inner.static_routes.len() < MAX_STATIC_ROUTES
+            && !inner.static_routes.contains_key(&hash)
+        {
+            inner.static_routes.insert(hash, path.into());
         } else if let Some(slot) = slot {
             inner.admit(slot, path, pattern.as_deref().map(Rc::from));
         }

@@ -7,13 +7,18 @@
 //! derives the calls from the bucket counts (like a histogram's `_count`, so the two never
 //! disagree) and the calls in flight as started minus finished, which saves the decrement
 //! that a gauge would cost every call.
+//!
+//! The atomics are split into per-thread shards (see [`crate::sharded`]), allocated at the
+//! function's first call: a function called on every core at once would otherwise pass its
+//! cache lines from core to core at each call, which cost more than the rest of the call.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use crate::collector::{CollectError, Collector, MetricFamily};
 use crate::histogram::Buckets;
 use crate::registry::Registry;
+use crate::sharded::Slots;
 use crate::value::MetricValue;
 
 /// The upper bounds of the default duration buckets, in seconds
@@ -66,70 +71,64 @@ pub struct SiteMeta {
 
 /// One instrumented function's metrics, a `static` in the function's body.
 ///
-/// `B` is the number of buckets, `+Inf` included. Aligned to its own cache lines so that two
-/// hot functions called on different cores do not slow each other down.
+/// `B` is the number of buckets, `+Inf` included.
 #[derive(Debug)]
-#[repr(align(128))]
 pub struct Site<const B: usize> {
     meta: SiteMeta,
-    state: AtomicU8,
     function: OnceLock<Box<str>>,
-    /// Calls started; those in flight are these minus the bucket counts.
-    started: AtomicU64,
-    cells: [Cell<B>; 3],
+    /// Set at the first call, with the registration: per shard, the calls started (those in
+    /// flight are these minus the bucket counts), then per [`Outcome`] the `B` bucket counts
+    /// (not cumulative) and the sum of nanoseconds.
+    slots: OnceLock<Slots>,
 }
 
-#[derive(Debug)]
-struct Cell<const B: usize> {
-    counts: [AtomicU64; B],
-    sum_nanos: AtomicU64,
-}
-
-const UNREGISTERED: u8 = 0;
-const REGISTERED: u8 = 1;
+/// Where the count of started calls is in a shard.
+const STARTED: usize = 0;
 
 impl<const B: usize> Site<B> {
     /// A site with no calls yet.
     #[must_use]
     pub const fn new(meta: SiteMeta) -> Self {
-        #[allow(clippy::declare_interior_mutable_const)]
-        const ZERO: AtomicU64 = AtomicU64::new(0);
-        #[allow(clippy::declare_interior_mutable_const)]
-        const fn cell<const B: usize>() -> Cell<B> {
-            Cell {
-                counts: [ZERO; B],
-                sum_nanos: AtomicU64::new(0),
-            }
-        }
         Self {
             meta,
-            state: AtomicU8::new(UNREGISTERED),
             function: OnceLock::new(),
-            started: AtomicU64::new(0),
-            cells: [cell(), cell(), cell()],
+            slots: OnceLock::new(),
         }
+    }
+
+    /// Where bucket `bucket` of `outcome` is in a shard; bucket `B` is the sum.
+    const fn slot(outcome: Outcome, bucket: usize) -> usize {
+        1 + outcome as usize * (B + 1) + bucket
     }
 
     #[inline]
-    fn record(&self, outcome: Outcome, nanos: u64) {
-        let cell = &self.cells[outcome as usize];
+    fn record(&self, slots: &Slots, outcome: Outcome, nanos: u64) {
         #[allow(clippy::cast_precision_loss)]
         let seconds = nanos as f64 * 1e-9;
         let index = crate::histogram::bucket_index(self.meta.bounds, seconds);
+        let shard = crate::sharded::current();
+        slots
+            .at(shard, Self::slot(outcome, B))
+            .fetch_add(nanos, Ordering::Relaxed);
         // The bounds come from the macro (B - 1 of them); `min` keeps a bad length in range.
-        cell.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
         // Release: a scrape that sees this call finished also sees it started.
-        cell.counts[index.min(B - 1)].fetch_add(1, Ordering::Release);
+        slots
+            .at(shard, Self::slot(outcome, index.min(B - 1)))
+            .fetch_add(1, Ordering::Release);
     }
 
-    /// Adds the site to its registry, once.
+    /// Adds the site to its registry, once, and gives its shards.
     #[cold]
     #[inline(never)]
-    fn register(&'static self, registry: &'static Registry, self_type: Option<&'static str>) {
+    fn register(
+        &'static self,
+        registry: &'static Registry,
+        self_type: Option<&'static str>,
+    ) -> &'static Slots {
         static LOCK: Mutex<()> = Mutex::new(());
         let _lock = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-        if self.state.load(Ordering::Acquire) == REGISTERED {
-            return;
+        if let Some(slots) = self.slots.get() {
+            return slots;
         }
         let function = match self_type {
             Some(type_name) => format!("{}::{}", short_type_name(type_name), self.meta.function),
@@ -137,8 +136,12 @@ impl<const B: usize> Site<B> {
         };
         let _ = self.function.set(function.into_boxed_str());
         crate::clock::init();
+        // Before the site is added, so that a scrape always finds it complete.
+        let slots = self
+            .slots
+            .get_or_init(|| Slots::new(Self::slot(Outcome::Dropped, B) + 1));
         registry.function_sites().add(self);
-        self.state.store(REGISTERED, Ordering::Release);
+        slots
     }
 }
 
@@ -163,6 +166,7 @@ fn short_type_name(full: &str) -> &str {
 #[must_use = "a call records when it finishes or is dropped"]
 pub struct Call<const B: usize> {
     site: &'static Site<B>,
+    slots: &'static Slots,
     /// A reading of [`crate::clock`].
     started: u64,
 }
@@ -177,12 +181,16 @@ impl<const B: usize> Call<B> {
         registry: impl FnOnce() -> &'static Registry,
         self_type: impl FnOnce() -> Option<&'static str>,
     ) -> Self {
-        if site.state.load(Ordering::Acquire) != REGISTERED {
-            site.register(registry(), self_type());
-        }
-        site.started.fetch_add(1, Ordering::Relaxed);
+        let slots = match site.slots.get() {
+            Some(slots) => slots,
+            None => site.register(registry(), self_type()),
+        };
+        slots
+            .at(crate::sharded::current(), STARTED)
+            .fetch_add(1, Ordering::Relaxed);
         Self {
             site,
+            slots,
             started: crate::clock::now(),
         }
     }
@@ -191,7 +199,7 @@ impl<const B: usize> Call<B> {
     #[inline]
     pub fn finish(self, outcome: Outcome) {
         self.site
-            .record(outcome, crate::clock::nanos_since(self.started));
+            .record(self.slots, outcome, crate::clock::nanos_since(self.started));
         std::mem::forget(self);
     }
 }
@@ -205,7 +213,7 @@ impl<const B: usize> Drop for Call<B> {
             Outcome::Dropped
         };
         self.site
-            .record(outcome, crate::clock::nanos_since(self.started));
+            .record(self.slots, outcome, crate::clock::nanos_since(self.started));
     }
 }
 
@@ -267,14 +275,17 @@ impl<const B: usize> SiteRead for Site<B> {
     }
 
     fn started(&self) -> u64 {
-        self.started.load(Ordering::Relaxed)
+        self.slots.get().map_or(0, |slots| slots.total(STARTED))
     }
 
     fn read(&self, outcome: Outcome, counts: &mut Vec<u64>) -> u64 {
-        let cell = &self.cells[outcome as usize];
         counts.clear();
-        counts.extend(cell.counts.iter().map(|c| c.load(Ordering::Acquire)));
-        cell.sum_nanos.load(Ordering::Relaxed)
+        let Some(slots) = self.slots.get() else {
+            counts.resize(B, 0);
+            return 0;
+        };
+        counts.extend((0..B).map(|bucket| slots.total(Self::slot(outcome, bucket))));
+        slots.total(Self::slot(outcome, B))
     }
 }
 

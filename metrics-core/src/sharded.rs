@@ -90,10 +90,11 @@ impl Slots {
     }
 
     /// Value `i` added up over the shards (wrapping, so that signed values stored as their
-    /// two's complement add up right too).
+    /// two's complement add up right too). Acquire: a writer's earlier writes (with release)
+    /// are seen too.
     pub(crate) fn total(&self, i: usize) -> u64 {
         (0..self.lines.len() / self.lines_per_shard)
-            .map(|shard| self.at(shard, i).load(Ordering::Relaxed))
+            .map(|shard| self.at(shard, i).load(Ordering::Acquire))
             .fold(0, u64::wrapping_add)
     }
 
