@@ -163,9 +163,7 @@ pin_project! {
 
 impl<F, B> std::future::Future for NoopActixFuture<F>
 where
-    F: std::future::Future<
-        Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
-    >,
+    F: std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>,
 {
     type Output = Result<actix_web::dev::ServiceResponse<NoopMessageBody<B>>, actix_web::Error>;
 

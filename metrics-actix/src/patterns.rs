@@ -150,7 +150,11 @@ impl Patterns {
         let path = request.path();
         let mut inner = self.inner.borrow_mut();
         let hash = inner.hasher.hash_one(path);
-        if inner.static_routes.get(&hash).is_some_and(|route| **route == *path) {
+        if inner
+            .static_routes
+            .get(&hash)
+            .is_some_and(|route| **route == *path)
+        {
             return (f(Some(path)), None);
         }
         #[allow(clippy::cast_possible_truncation)] // only the low bits pick the slot
