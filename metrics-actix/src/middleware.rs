@@ -277,7 +277,7 @@ impl<S> MetricsMiddleware<S> {
 
     /// Starts recording `request`, with a guess of its route to check after routing when
     /// the route was guessed.
-    fn start(&self, request: &ServiceRequest) -> (Option<RequestGuard>, Option<Guess>) {
+    fn start(&self, request: &ServiceRequest) -> (Option<RequestGuard>, Option<Box<Guess>>) {
         let Ok(metrics) = self.shared.metrics.as_ref() else {
             return (None, None);
         };
@@ -317,7 +317,7 @@ where
                 guard.map(|mut guard| {
                     if let Some(guess) = guess {
                         let actual = guess.walk();
-                        settle(&mut guard, guess, actual.as_deref());
+                        settle(&mut guard, *guess, actual.as_deref());
                     }
                     guard.response(response.status().as_u16());
                     guard
@@ -327,8 +327,7 @@ where
             };
             let response = request
                 .into_response(response)
-                .map_body(|_, body| MetricsBody::new(body, guard).boxed())
-                .map_into_right_body();
+                .map_body(|_, body| EitherBody::right(MetricsBody::new(body, guard).boxed()));
             return MetricsResponse::ready(response);
         }
         let mut request = request;
@@ -358,11 +357,14 @@ pin_project! {
     pub struct MetricsResponse<F, B> {
         #[pin]
         future: Option<F>,
-        ready: Option<ServiceResponse<EitherBody<MetricsBody<B>>>>,
+        // The endpoint's response, boxed: scrapes are rare, and this future is moved several
+        // times on its way to the server (a few hundred bytes copied per request otherwise).
+        ready: Option<Box<ServiceResponse<EitherBody<MetricsBody<B>>>>>,
         // Dropped with the future if the client goes away first: recorded as 499.
         guard: Option<RequestGuard>,
-        // A route guessed before routing, checked when the response comes.
-        guess: Option<Guess>,
+        // A route guessed before routing, checked when the response comes; boxed, as only
+        // requests for paths never seen before have one.
+        guess: Option<Box<Guess>>,
         headers_only: bool,
     }
 }
@@ -377,7 +379,7 @@ impl<F, B> MetricsResponse<F, B> {
     fn pending(
         future: F,
         guard: Option<RequestGuard>,
-        guess: Option<Guess>,
+        guess: Option<Box<Guess>>,
         headers_only: bool,
     ) -> Self {
         Self {
@@ -392,7 +394,7 @@ impl<F, B> MetricsResponse<F, B> {
     fn ready(response: ServiceResponse<EitherBody<MetricsBody<B>>>) -> Self {
         Self {
             future: None,
-            ready: Some(response),
+            ready: Some(Box::new(response)),
             guard: None,
             guess: None,
             headers_only: false,
@@ -410,7 +412,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Some(response) = this.ready.take() {
-            return Poll::Ready(Ok(response));
+            return Poll::Ready(Ok(*response));
         }
         let Some(future) = this.future.as_pin_mut() else {
             return Poll::Pending;
@@ -425,7 +427,7 @@ where
                     if let Some(guess) = guess {
                         // After routing, actix answers from the resource it routed to.
                         let actual = response.request().match_pattern();
-                        settle(guard, guess, actual.as_deref());
+                        settle(guard, *guess, actual.as_deref());
                     }
                     guard.response(status.as_u16());
                     if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -438,15 +440,17 @@ where
                     }
                 }
                 Poll::Ready(Ok(response
-                    .map_body(|_, body| MetricsBody::new(body, guard))
-                    .map_into_left_body()))
+                    // One rebuild of the response, not two (`map_into_left_body` is another).
+                    .map_body(|_, body| {
+                        EitherBody::left(MetricsBody::new(body, guard))
+                    })))
             }
             Err(error) => {
                 // The error becomes a response with its ResponseError's status.
                 if let Some(mut guard) = guard {
                     if let Some(guess) = guess {
                         let actual = guess.walk();
-                        settle(&mut guard, guess, actual.as_deref());
+                        settle(&mut guard, *guess, actual.as_deref());
                     }
                     guard.response(error.as_response_error().status_code().as_u16());
                     guard.finish();

@@ -146,7 +146,7 @@ impl Patterns {
         self: &Rc<Self>,
         request: &ServiceRequest,
         f: impl FnOnce(Option<&str>) -> T,
-    ) -> (T, Option<Guess>) {
+    ) -> (T, Option<Box<Guess>>) {
         let path = request.path();
         let mut inner = self.inner.borrow_mut();
         let hash = inner.hasher.hash_one(path);
@@ -174,7 +174,7 @@ impl Patterns {
                 patterns: Rc::clone(self),
                 pattern,
             };
-            return (f(Some(guess.pattern())), Some(guess));
+            return (f(Some(guess.pattern())), Some(Box::new(guess)));
         }
         let pattern = request.match_pattern();
         // (A static route whose hash another one has is left to the table: never in practice.)
