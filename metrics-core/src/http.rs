@@ -19,6 +19,12 @@
 //! case. A `405 Method Not Allowed` is counted under the unmatched route, with the requests no
 //! route matched (404s and fallbacks): no route took it.
 //!
+//! The recorder's series are written by every worker thread for every request, so each keeps
+//! one set of values per core (up to 8), on cache lines of its own, and a scrape adds them up:
+//! two threads serving the same route do not wait on each other's writes. They are exposed as
+//! plain counters, gauges and histograms; their names belong to the recorder, so registering
+//! one of them yourself on the same registry is a [`Conflict`](crate::Error::Conflict) error.
+//!
 //! ```
 //! use metrics_core::http::HttpMetrics;
 //! use metrics_core::Registry;
