@@ -27,6 +27,7 @@ case "$framework" in
   *) echo "unknown framework $framework: use axum or actix" >&2; exit 2 ;;
 esac
 script=()
+lua=""
 case "$workload" in
   same) ;;
   varying)
@@ -40,7 +41,10 @@ cargo build -q --release -p vitals-benches --bin "$bin"
 server=target/release/$bin
 out=$(mktemp -d)
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$out"; }
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  rm -rf "$out" ${lua:+"$lua"}
+}
 trap cleanup EXIT
 
 declare -A per_request
