@@ -21,7 +21,8 @@
 //!
 //! The recorder's series are written by every worker thread for every request, so each keeps
 //! one set of values per core (up to 8), on cache lines of its own, and a scrape adds them up:
-//! two threads serving the same route do not wait on each other's writes. They are exposed as
+//! two threads serving the same route do not wait on each other's writes (a series takes
+//! 128 bytes per core with the default buckets; more buckets take more). They are exposed as
 //! plain counters, gauges and histograms; their names belong to the recorder, so registering
 //! one of them yourself on the same registry is a [`Conflict`](crate::Error::Conflict) error.
 //!
@@ -924,8 +925,12 @@ impl crate::metric::sealed::Sealed for InFlight {
         (): &'a (),
         _: &'a mut crate::metric::sealed::Scratch,
     ) -> crate::ValueRef<'a> {
+        // The shards are read one after another: a request counted in on one shard and out on
+        // another between two of those reads could make the sum -1 for that one scrape. No
+        // request is ever in flight fewer than zero times.
         #[allow(clippy::cast_possible_wrap)] // two's complement, see `value`
-        crate::ValueRef::Gauge(crate::Number::I64(self.core.value.total(0) as i64))
+        let value = (self.core.value.total(0) as i64).max(0);
+        crate::ValueRef::Gauge(crate::Number::I64(value))
     }
 }
 

@@ -3,7 +3,7 @@
 //! recorded concurrently is lost or counted twice.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
 use metrics_core::{encoding::text, Buckets, Registry};
@@ -164,4 +164,108 @@ fn summary_and_gauges_lose_nothing_across_threads() {
         .get_sample_value("sizes", &[("quantile", "0.5")])
         .unwrap();
     assert!((median - 24_999.0).abs() <= 0.01 * 24_999.0, "{median}");
+}
+
+#[test]
+fn http_requests_on_many_threads_scrape_consistently_and_add_up() {
+    use metrics_core::http::{HttpMetrics, RequestGuard};
+
+    const SCRAPES: usize = 200;
+    let registry = Registry::new();
+    let metrics = HttpMetrics::builder(&registry).build().unwrap();
+    // Guards started on one thread are finished on another, as a request's future moves
+    // between a server's workers: counted in on one shard, out on another.
+    // The queue starts with a guard per thread, so that each thread finishes a guard
+    // another thread started.
+    let handed_over: Arc<Mutex<Vec<RequestGuard>>> = Arc::new(Mutex::new(
+        (0..THREADS)
+            .map(|_| {
+                let mut guard = metrics.start("GET", Some("/r"));
+                guard.response(200);
+                guard
+            })
+            .collect(),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(Barrier::new(THREADS as usize + 1));
+    let writers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (metrics, handed_over) = (metrics.clone(), Arc::clone(&handed_over));
+            let (stop, started) = (Arc::clone(&stop), Arc::clone(&started));
+            thread::spawn(move || {
+                started.wait();
+                let mut made = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut guard = metrics.start("GET", Some("/r"));
+                    guard.response(if made % 10 == t { 500 } else { 200 });
+                    let other = {
+                        let mut queue = handed_over.lock().unwrap();
+                        queue.push(guard);
+                        queue.swap_remove(0)
+                    };
+                    other.finish();
+                    made += 1;
+                }
+                made
+            })
+        })
+        .collect();
+    started.wait();
+    let mut last_total = 0.0;
+    let mut checked = 0;
+    for _ in 0..SCRAPES {
+        let exposition = text::encode(&registry);
+        checked += check_histograms(&exposition);
+        for line in exposition.lines() {
+            if line.starts_with("http_requests_in_flight{") {
+                let value: i64 = line.rsplit_once(' ').unwrap().1.parse().unwrap();
+                // A guard in each writer's hands, and the ones queued.
+                assert!((0..=2 * THREADS as i64).contains(&value), "{line}");
+            }
+        }
+        let total = registry
+            .get_sample_value(
+                "http_requests_total",
+                &[("method", "GET"), ("route", "/r"), ("status", "200")],
+            )
+            .unwrap_or(0.0);
+        assert!(
+            total >= last_total,
+            "the counter went down: {last_total} then {total}"
+        );
+        last_total = total;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let made: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    for guard in handed_over.lock().unwrap().drain(..) {
+        guard.finish();
+    }
+    assert!(checked > 0, "the scrapes saw the histogram");
+    let value = |status: &str| {
+        registry
+            .get_sample_value(
+                "http_requests_total",
+                &[("method", "GET"), ("route", "/r"), ("status", status)],
+            )
+            .unwrap_or(0.0)
+    };
+    assert_eq!(
+        value("200") + value("500"),
+        (made + THREADS) as f64,
+        "every request counted once"
+    );
+    assert_eq!(
+        registry.get_sample_value(
+            "http_request_duration_seconds_count",
+            &[("method", "GET"), ("route", "/r"), ("status", "200")],
+        ),
+        Some(value("200"))
+    );
+    assert_eq!(
+        registry.get_sample_value(
+            "http_requests_in_flight",
+            &[("method", "GET"), ("route", "/r")],
+        ),
+        Some(0.0)
+    );
 }
