@@ -549,3 +549,85 @@ async fn guessed_routes_are_checked_after_routing_and_a_wrong_guess_is_not_repea
     assert_eq!(total(&registry, "GET", "/users/{id}", "403"), None);
     assert_eq!(in_flight(&registry, "GET", "/users/{id}"), Some(0.0));
 }
+
+#[actix_web::test]
+async fn every_request_is_recorded_under_the_pattern_actix_routed_it_to() {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    // Each handler notes the pattern actix itself gives after routing; the recorded route of
+    // every request must be that, whether the middleware remembered, guessed or walked.
+    let seen: Rc<RefCell<HashMap<String, u32>>> = Rc::default();
+    let note = |seen: Rc<RefCell<HashMap<String, u32>>>| {
+        move |request: actix_web::HttpRequest| {
+            let pattern = request
+                .match_pattern()
+                .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+            *seen.borrow_mut().entry(pattern).or_default() += 1;
+            async { HttpResponse::Ok().finish() }
+        }
+    };
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(metrics(&registry))
+            .route("/users/{id}", web::get().to(note(seen.clone())))
+            .route(
+                "/users/{id}/posts/{post}",
+                web::get().to(note(seen.clone())),
+            )
+            .route("/files/{tail:.*}", web::get().to(note(seen.clone())))
+            // A regex segment, and a static route after a dynamic one it overlaps.
+            .route("/items/{id:\\d+}", web::get().to(note(seen.clone())))
+            .route("/items/{name}", web::get().to(note(seen.clone())))
+            .route("/items/new", web::get().to(note(seen.clone())))
+            .service(web::scope("/api").route("/v1/{thing}", web::get().to(note(seen.clone())))),
+    )
+    .await;
+    let long = format!("/users/{}", "a".repeat(5000));
+    let mut paths = Vec::new();
+    for i in 0..200 {
+        paths.extend([
+            format!("/users/{i}"),
+            format!("/users/{i}/posts/{}", i * 7),
+            format!("/files/{i}/{i}.txt"),
+            format!("/files/{i}"),
+            format!("/items/{i}"),
+            format!("/items/x{i}"),
+            "/items/new".to_owned(),
+            format!("/api/v1/{i}"),
+            format!("/users/%2F{i}"),
+            format!("/users/{i}/"),
+            format!("//users/{i}"),
+            "/users/".to_owned(),
+            "/files/".to_owned(),
+        ]);
+    }
+    paths.push(long);
+    let mut unmatched = 0;
+    for path in paths.iter().chain(&paths) {
+        let status = send(&app, Method::GET, path).await;
+        if status == StatusCode::NOT_FOUND {
+            unmatched += 1;
+        }
+    }
+    let seen = seen.borrow();
+    assert!(seen.len() >= 6, "the paths reached the routes: {seen:?}");
+    for (pattern, count) in seen.iter() {
+        assert_eq!(
+            total(&registry, "GET", pattern, "200"),
+            Some(f64::from(*count)),
+            "{pattern}"
+        );
+    }
+    assert_eq!(
+        total(&registry, "GET", UNMATCHED_ROUTE, "404").unwrap_or(0.0),
+        f64::from(unmatched)
+    );
+    let text = metrics_core::encoding::text::encode(&registry);
+    assert!(
+        !text.contains("aaaa") && !text.contains("%2F"),
+        "no raw path became a label"
+    );
+}
