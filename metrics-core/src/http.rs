@@ -195,20 +195,24 @@ impl HttpMetricsBuilder {
             Naming::Prometheus => {
                 requests = Some(
                     capped(
-                        r.sharded_counter("http_requests", "HTTP requests served.")
+                        r.internal::<ShardedCounter>("http_requests", "HTTP requests served.", ())
                             .labels(["method", "route", "status"]),
                         cap,
                     )
                     .register()?,
                 );
                 in_flight = capped(
-                    r.in_flight_gauge("http_requests_in_flight", "HTTP requests being served.")
-                        .labels(["method", "route"]),
+                    r.internal::<InFlight>(
+                        "http_requests_in_flight",
+                        "HTTP requests being served.",
+                        (),
+                    )
+                    .labels(["method", "route"]),
                     cap,
                 )
                 .register()?;
                 duration = capped(
-                    r.sharded_histogram(
+                    r.internal::<ShardedHistogram>(
                         "http_request_duration",
                         "Time to serve HTTP requests, until the response body ended.",
                         self.buckets.clone(),
@@ -242,16 +246,17 @@ impl HttpMetricsBuilder {
             Naming::OpenTelemetry => {
                 requests = None;
                 in_flight = capped(
-                    r.in_flight_gauge(
+                    r.internal::<InFlight>(
                         "http_server_active_requests",
                         "Number of active HTTP server requests.",
+                        (),
                     )
                     .labels(["http_request_method", "http_route"]),
                     cap,
                 )
                 .register()?;
                 duration = capped(
-                    r.sharded_histogram(
+                    r.internal::<ShardedHistogram>(
                         "http_server_request_duration",
                         "Duration of HTTP server requests.",
                         self.buckets.clone(),
@@ -387,7 +392,7 @@ fn size_family(
     series_cap: Option<usize>,
 ) -> Result<Family<ShardedHistogram>, Error> {
     let builder = registry
-        .sharded_histogram(name, help, Buckets::exponential(64.0, 4.0, 10)?)
+        .internal::<ShardedHistogram>(name, help, Buckets::exponential(64.0, 4.0, 10)?)
         .unit("bytes")
         .labels(labels.iter().copied());
     capped(builder, series_cap).register()
@@ -452,7 +457,8 @@ impl HttpMetrics {
     /// with [`RequestGuard::set_route`]).
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
-        let shared = &self.shared[crate::sharded::current() % self.shared.len()];
+        // One copy per shard, so the thread's shard indexes it (no division per request).
+        let shared = &self.shared[crate::sharded::current()];
         let route = route.unwrap_or(&shared.unmatched);
         let mut guard = RequestGuard {
             metrics: None,

@@ -233,35 +233,15 @@ impl Registry {
         MetricBuilder::new(self, name.into(), help.into(), ())
     }
 
-    /// Starts registering the HTTP recorder's in-flight gauge, which remembers where each
-    /// route's requests ended (crate-internal; exposed as a plain gauge).
-    pub(crate) fn in_flight_gauge(
+    /// Starts registering a metric of a crate-internal type (the HTTP recorder's sharded
+    /// series), exposed as the plain kind it reads as.
+    pub(crate) fn internal<M: Metric>(
         &self,
         name: impl Into<String>,
         help: impl Into<String>,
-    ) -> MetricBuilder<'_, crate::http::InFlight> {
-        MetricBuilder::new(self, name.into(), help.into(), ())
-    }
-
-    /// Starts registering a counter split into per-thread shards, for the HTTP recorder
-    /// (crate-internal; exposed as a plain counter).
-    pub(crate) fn sharded_counter(
-        &self,
-        name: impl Into<String>,
-        help: impl Into<String>,
-    ) -> MetricBuilder<'_, crate::sharded::ShardedCounter> {
-        MetricBuilder::new(self, name.into(), help.into(), ())
-    }
-
-    /// Starts registering a histogram split into per-thread shards, for the HTTP recorder
-    /// (crate-internal; exposed as a plain histogram).
-    pub(crate) fn sharded_histogram(
-        &self,
-        name: impl Into<String>,
-        help: impl Into<String>,
-        buckets: Buckets,
-    ) -> MetricBuilder<'_, crate::sharded::ShardedHistogram> {
-        MetricBuilder::new(self, name.into(), help.into(), buckets)
+        config: M::Config,
+    ) -> MetricBuilder<'_, M> {
+        MetricBuilder::new(self, name.into(), help.into(), config)
     }
 
     /// Starts registering a [`FloatGauge`].

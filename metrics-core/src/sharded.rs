@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use crate::exemplar::now_seconds;
 use crate::histogram::{bucket_index, Buckets};
 use crate::metric::sealed::{Scratch, Sealed};
-use crate::metric::Metric;
+use crate::metric::{CachePadded, Metric};
 use crate::value::{CounterRef, HistogramRef, MetricKind, Number, ValueRef};
 
 /// The most shards a series is split into, whatever the core count.
@@ -61,9 +61,8 @@ pub(crate) fn current() -> usize {
 /// Values per cache line pair (128 bytes, the unit adjacent-line prefetching moves).
 const PER_LINE: usize = 16;
 
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Line([AtomicU64; PER_LINE]);
+/// A cache line pair of values.
+type Line = CachePadded<[AtomicU64; PER_LINE]>;
 
 /// `width` values per shard; each shard on cache lines of its own.
 #[derive(Debug)]
