@@ -287,14 +287,12 @@ impl<S> MetricsMiddleware<S> {
         let (mut guard, guess) = self
             .patterns
             .with_pattern(request, |pattern| metrics.start(method, pattern));
-        if guard.records_request_size() {
-            guard.declared_request_length(
-                request
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()),
-            );
-        }
+        guard.declared_request_length(|| {
+            request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+        });
         (Some(guard), guess)
     }
 }

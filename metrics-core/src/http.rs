@@ -636,8 +636,17 @@ impl RequestGuard {
     /// one. Adapters that cannot watch the request body without changing the request type
     /// the inner service accepts measure by declared length only; then a request without one
     /// (a chunked upload) records no request size.
-    pub fn declared_request_length(&mut self, content_length: Option<&str>) {
-        if let Some(length) = content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
+    ///
+    /// The header is read (`content_length` called) only when this request's body size is
+    /// recorded: with body sizes off, no request pays for the lookup.
+    pub fn declared_request_length<'h>(
+        &mut self,
+        content_length: impl FnOnce() -> Option<&'h str>,
+    ) {
+        if !self.records_request_size() {
+            return;
+        }
+        if let Some(length) = content_length().and_then(|v| v.trim().parse::<u64>().ok()) {
             self.add_request_bytes(length);
         }
     }

@@ -79,14 +79,12 @@ impl<S> Metrics<S> {
         let metrics = self.shared.metrics.as_ref().ok()?;
         let method = request.method().as_str();
         let mut guard = self.with_route(request, |route| metrics.start(method, route));
-        if guard.records_request_size() {
-            guard.declared_request_length(
-                request
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()),
-            );
-        }
+        guard.declared_request_length(|| {
+            request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+        });
         Some(guard)
     }
 
