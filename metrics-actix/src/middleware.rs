@@ -11,10 +11,8 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
-use metrics_core::http::{
-    endpoint_response, HttpMetrics, HttpMetricsBuilder, Naming, RequestGuard,
-};
-use metrics_core::{Buckets, Error, Registry};
+use metrics_core::http::{endpoint_response, HttpMetrics, HttpMetricsBuilder, RequestGuard};
+use metrics_core::{Error, Registry};
 use pin_project_lite::pin_project;
 
 use crate::body::MetricsBody;
@@ -109,54 +107,13 @@ impl fmt::Debug for MetricsBuilder {
 }
 
 impl MetricsBuilder {
-    /// Records into this registry. Defaults to [`Registry::global`].
-    pub fn registry(mut self, registry: &Registry) -> Self {
-        self.http = self.http.registry(registry);
-        self
-    }
-
-    /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
-    pub fn naming(mut self, naming: Naming) -> Self {
-        self.http = self.http.naming(naming);
-        self
-    }
-
-    /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
-    pub fn buckets(mut self, buckets: Buckets) -> Self {
-        self.http = self.http.buckets(buckets);
-        self
-    }
-
-    /// Labels statuses `2xx`, `4xx`, ... instead of by code. Defaults to codes.
-    pub fn status_classes(mut self, classes: bool) -> Self {
-        self.http = self.http.status_classes(classes);
-        self
-    }
-
-    /// Sets the route label of requests no route matched. Defaults to
-    /// [`metrics_core::route::UNMATCHED_ROUTE`].
-    pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
-        self.http = self.http.unmatched_route(value);
-        self
-    }
-
-    /// Records nothing for this route pattern (such as `/health`). Defaults to none.
-    pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
-        self.http = self.http.exclude_route(route);
-        self
-    }
+    metrics_core::__http_recorder_options!(http);
 
     /// Also records body sizes: the response's real bytes, and the request's, counted as the
     /// handler reads the payload (a chunked upload is measured; a payload left unread counts
     /// its declared `Content-Length`). Defaults to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
         self.http = self.http.body_sizes(on);
-        self
-    }
-
-    /// Sets the series cap of each HTTP family. Defaults to the registry's.
-    pub fn series_cap(mut self, cap: usize) -> Self {
-        self.http = self.http.series_cap(cap);
         self
     }
 

@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Uri};
-use metrics_core::http::{HttpMetrics, HttpMetricsBuilder, Naming};
+use metrics_core::http::{HttpMetrics, HttpMetricsBuilder};
 use metrics_core::route::RouteTemplater;
-use metrics_core::{Buckets, Error, Registry};
+use metrics_core::{Error, Registry};
 use tower_layer::Layer;
 
 use crate::service::Metrics;
@@ -78,7 +78,8 @@ impl Default for MetricsLayer {
 
 impl MetricsLayer {
     /// The layer with every default: the process-wide registry, Prometheus names, the
-    /// latency buckets of [`Buckets::LATENCY_SECONDS`], `/metrics` served.
+    /// latency buckets of [`Buckets::LATENCY_SECONDS`](metrics_core::Buckets::LATENCY_SECONDS),
+    /// `/metrics` served.
     ///
     /// It never panics: if the registry already holds metrics of the same names with another
     /// schema, requests pass through unrecorded and `/metrics` answers 500 with the reason.
@@ -143,43 +144,7 @@ impl fmt::Debug for MetricsLayerBuilder {
 }
 
 impl MetricsLayerBuilder {
-    /// Records into this registry (a sub-registry view applies its prefix and labels).
-    /// Defaults to [`Registry::global`].
-    pub fn registry(mut self, registry: &Registry) -> Self {
-        self.http = self.http.registry(registry);
-        self
-    }
-
-    /// Sets the naming preset. Defaults to [`Naming::Prometheus`].
-    pub fn naming(mut self, naming: Naming) -> Self {
-        self.http = self.http.naming(naming);
-        self
-    }
-
-    /// Sets the latency buckets, in seconds. Defaults to [`Buckets::LATENCY_SECONDS`].
-    pub fn buckets(mut self, buckets: Buckets) -> Self {
-        self.http = self.http.buckets(buckets);
-        self
-    }
-
-    /// Labels statuses `2xx`, `4xx`, ... instead of by code. Defaults to codes.
-    pub fn status_classes(mut self, classes: bool) -> Self {
-        self.http = self.http.status_classes(classes);
-        self
-    }
-
-    /// Sets the route label of requests no route matched. Defaults to
-    /// [`metrics_core::route::UNMATCHED_ROUTE`].
-    pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
-        self.http = self.http.unmatched_route(value);
-        self
-    }
-
-    /// Records nothing for this route template (such as `/health`). Defaults to none.
-    pub fn exclude_route(mut self, route: impl Into<String>) -> Self {
-        self.http = self.http.exclude_route(route);
-        self
-    }
+    metrics_core::__http_recorder_options!(http);
 
     /// Also records body sizes: the response's real bytes, counted as they pass, and the
     /// request's. Under axum's `Router::layer` the request body's bytes are counted as the
@@ -189,12 +154,6 @@ impl MetricsLayerBuilder {
     /// to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
         self.http = self.http.body_sizes(on);
-        self
-    }
-
-    /// Sets the series cap of each HTTP family. Defaults to the registry's.
-    pub fn series_cap(mut self, cap: usize) -> Self {
-        self.http = self.http.series_cap(cap);
         self
     }
 
