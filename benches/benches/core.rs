@@ -212,8 +212,7 @@ fn counter_lookup(c: &mut Criterion) {
     }
 }
 
-/// Runs `op(i)` for `iters` iterations on each of `threads` threads at once; the time per
-/// iteration is the wall time divided by `iters`, i.e. per operation on each thread.
+/// Benchmarks `op(i)` on `threads` threads at once (see [`vitals_benches::time_on_threads`]).
 fn run_threads<F>(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
@@ -224,34 +223,7 @@ fn run_threads<F>(
 {
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
-            if threads == 1 {
-                let start = Instant::now();
-                for i in 0..iters as usize {
-                    op(black_box(i));
-                }
-                return start.elapsed();
-            }
-            let barrier = std::sync::Barrier::new(threads);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let (op, barrier) = (&op, &barrier);
-                        scope.spawn(move || {
-                            barrier.wait();
-                            let start = Instant::now();
-                            for i in 0..iters as usize {
-                                op(black_box(i + t));
-                            }
-                            start.elapsed()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap())
-                    .max()
-                    .unwrap_or_default()
-            })
+            vitals_benches::time_on_threads(iters, threads as u64, |i| op(i as usize))
         });
     });
 }

@@ -138,26 +138,8 @@ fn calls(c: &mut Criterion) {
 /// Calls `f` `iters` times on each of two threads at once; the time is the slower thread's.
 fn on_two_threads(b: &mut criterion::Bencher<'_>, f: fn(u64) -> u64) {
     b.iter_custom(|iters| {
-        let barrier = std::sync::Barrier::new(2);
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..2_u64)
-                .map(|t| {
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        barrier.wait();
-                        let start = std::time::Instant::now();
-                        for i in 0..iters {
-                            black_box(f(black_box(i * 2 + t)));
-                        }
-                        start.elapsed()
-                    })
-                })
-                .collect();
-            threads
-                .into_iter()
-                .map(|thread| thread.join().expect("the benchmark thread runs"))
-                .max()
-                .unwrap_or_default()
+        vitals_benches::time_on_threads(iters, 2, |i| {
+            black_box(f(i));
         })
     });
 }

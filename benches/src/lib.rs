@@ -5,6 +5,43 @@
 
 pub mod noop;
 
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// Runs `op(i + t)` for `i` in `0..iters` on each of `threads` threads `t`, started together,
+/// and gives the slower thread's time: per operation, that is the time on each thread while
+/// all of them run (one thread runs inline). For `iter_custom`.
+pub fn time_on_threads(iters: u64, threads: u64, op: impl Fn(u64) + Sync) -> Duration {
+    if threads == 1 {
+        let start = Instant::now();
+        for i in 0..iters {
+            op(black_box(i));
+        }
+        return start.elapsed();
+    }
+    let barrier = std::sync::Barrier::new(threads as usize);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (op, barrier) = (&op, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        op(black_box(i + t));
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("the benchmark thread runs"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
 /// Deterministic pseudo-random observations for histogram benchmarks: a xorshift sequence
 /// mapped onto latencies between 0 and about 12 seconds, skewed towards small values.
 #[must_use]
