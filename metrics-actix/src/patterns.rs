@@ -24,7 +24,7 @@
 //! Paths that none of these answer (the first of each shape, unmatched paths) take the walk.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher as _, BuildHasherDefault};
 use std::rc::Rc;
 
@@ -68,9 +68,10 @@ struct Guesses {
     /// Indexed by the router's values.
     learned: Vec<Learned>,
     /// Every pattern offered to the router, whether it took it or not.
-    offered: HashMap<Rc<str>, Option<usize>, Hasher>,
-    /// The app's resource map, to check a guess when the request's response never came.
-    map: Option<ResourceMap>,
+    offered: HashSet<Rc<str>, Hasher>,
+    /// The app's resource map, kept with the first pattern learned, to check a guess when
+    /// the request's response never came.
+    map: Option<Rc<ResourceMap>>,
 }
 
 /// Hashes a key that is a hash already: passes it through.
@@ -104,6 +105,9 @@ struct Learned {
 #[derive(Debug)]
 pub(crate) struct Guess {
     pattern: Rc<str>,
+    /// Where the pattern is in [`Guesses::learned`].
+    learned: usize,
+    map: Rc<ResourceMap>,
     /// The request's URI, when the response never comes (an `Err` from the inner service):
     /// then the resource map is walked for it after all.
     uri: Uri,
@@ -124,7 +128,7 @@ impl Default for Patterns {
                 guesses: Guesses {
                     router: matchit::Router::new(),
                     learned: Vec::new(),
-                    offered: HashMap::default(),
+                    offered: HashSet::default(),
                     map: None,
                 },
             }),
@@ -166,13 +170,15 @@ impl Patterns {
                 }
             }
         }
-        if let Some(pattern) = inner.guesses.guess(path) {
+        if let Some((learned, pattern, map)) = inner.guesses.guess(path) {
             drop(inner);
             let guess = Guess {
+                pattern,
+                learned,
+                map,
                 uri: request.uri().clone(),
                 slot,
                 patterns: Rc::clone(self),
-                pattern,
             };
             return (f(Some(guess.pattern())), Some(Box::new(guess)));
         }
@@ -207,39 +213,36 @@ impl Inner {
 }
 
 impl Guesses {
-    /// A trusted pattern that matches `path`, if any.
-    fn guess(&self, path: &str) -> Option<Rc<str>> {
-        let learned = &self.learned[*self.router.at(path).ok()?.value];
-        learned.trusted.then(|| Rc::clone(&learned.pattern))
+    /// A trusted pattern that matches `path`, if any: where it is in `learned`, the pattern,
+    /// and the resource map to check it with.
+    fn guess(&self, path: &str) -> Option<(usize, Rc<str>, Rc<ResourceMap>)> {
+        let index = *self.router.at(path).ok()?.value;
+        let learned = &self.learned[index];
+        if !learned.trusted {
+            return None;
+        }
+        // Always there once a pattern is learned.
+        let map = Rc::clone(self.map.as_ref()?);
+        Some((index, Rc::clone(&learned.pattern), map))
     }
 
     /// Offers a dynamic pattern the walk found to the router, once. Patterns matchit cannot
     /// express exactly (regex segments, parameters inside a segment) are not guessed.
     fn learn(&mut self, pattern: &str, map: &ResourceMap) {
-        if self.offered.contains_key(pattern) || self.offered.len() >= MAX_LEARNED {
+        if self.offered.contains(pattern) || self.offered.len() >= MAX_LEARNED {
             return;
         }
         let pattern: Rc<str> = pattern.into();
-        let index = to_matchit(&pattern).and_then(|route| {
-            let index = self.learned.len();
-            self.router.insert(route, index).ok()?;
-            self.learned.push(Learned {
-                pattern: Rc::clone(&pattern),
-                trusted: true,
-            });
-            Some(index)
-        });
-        self.offered.insert(pattern, index);
-        if self.map.is_none() {
-            self.map = Some(map.clone());
+        if let Some(route) = to_matchit(&pattern) {
+            if self.router.insert(route, self.learned.len()).is_ok() {
+                self.learned.push(Learned {
+                    pattern: Rc::clone(&pattern),
+                    trusted: true,
+                });
+            }
         }
-    }
-
-    /// A guess of `pattern` was wrong: it is not guessed again.
-    fn distrust(&mut self, pattern: &str) {
-        if let Some(&Some(index)) = self.offered.get(pattern) {
-            self.learned[index].trusted = false;
-        }
+        self.offered.insert(pattern);
+        self.map.get_or_insert_with(|| Rc::new(map.clone()));
     }
 }
 
@@ -255,7 +258,8 @@ impl Guess {
         let right = actual == Some(&*self.pattern);
         let mut inner = self.patterns.inner.borrow_mut();
         if !right {
-            inner.guesses.distrust(&self.pattern);
+            // Not guessed again.
+            inner.guesses.learned[self.learned].trusted = false;
         } else if let Some(slot) = self.slot {
             inner.admit(slot, self.uri.path(), Some(self.pattern));
         }
@@ -265,12 +269,7 @@ impl Guess {
     /// actix's answer for the request's path when no response came to read it from: the
     /// walk of the resource map, after all.
     pub(crate) fn walk(&self) -> Option<String> {
-        let inner = self.patterns.inner.borrow();
-        match &inner.guesses.map {
-            Some(map) => map.match_pattern(self.uri.path()),
-            // Unreachable in practice: the map is kept with the first pattern learned.
-            None => Some(self.pattern.to_string()),
-        }
+        self.map.match_pattern(self.uri.path())
     }
 }
 
