@@ -212,8 +212,11 @@ fn http_requests_on_many_threads_scrape_consistently_and_add_up() {
         .collect();
     started.wait();
     let mut last_total = 0.0;
-    let mut checked = 0;
-    for _ in 0..SCRAPES {
+    let (mut scrapes, mut checked) = (0, 0);
+    // At least SCRAPES scrapes, and on until one has seen a finished request: the writers
+    // may not have run yet when the first scrapes are taken.
+    while scrapes < SCRAPES || checked == 0 {
+        scrapes += 1;
         let exposition = text::encode(&registry);
         checked += check_histograms(&exposition);
         for line in exposition.lines() {
