@@ -12,7 +12,6 @@
 //! function's first call: a function called on every core at once would otherwise pass its
 //! cache lines from core to core at each call, which cost more than the rest of the call.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use crate::collector::{CollectError, Collector, MetricFamily};
@@ -107,14 +106,11 @@ impl<const B: usize> Site<B> {
         let seconds = nanos as f64 * 1e-9;
         let index = crate::histogram::bucket_index(self.meta.bounds, seconds);
         let shard = crate::sharded::current();
-        slots
-            .at(shard, Self::slot(outcome, B))
-            .fetch_add(nanos, Ordering::Relaxed);
+        slots.add(shard, Self::slot(outcome, B), nanos);
         // The bounds come from the macro (B - 1 of them); `min` keeps a bad length in range.
-        // Release: a scrape that sees this call finished also sees it started.
-        slots
-            .at(shard, Self::slot(outcome, index.min(B - 1)))
-            .fetch_add(1, Ordering::Release);
+        // Release (as every `add`): a scrape that sees this call finished also sees it
+        // started.
+        slots.add(shard, Self::slot(outcome, index.min(B - 1)), 1);
     }
 
     /// Adds the site to its registry, once, and gives its shards.
@@ -185,9 +181,7 @@ impl<const B: usize> Call<B> {
             Some(slots) => slots,
             None => site.register(registry(), self_type()),
         };
-        slots
-            .at(crate::sharded::current(), STARTED)
-            .fetch_add(1, Ordering::Relaxed);
+        slots.add(crate::sharded::current(), STARTED, 1);
         Self {
             site,
             slots,

@@ -20,9 +20,10 @@
 //! route matched (404s and fallbacks): no route took it.
 //!
 //! The recorder's series are written by every worker thread for every request, so each keeps
-//! one set of values per core (up to 8), on cache lines of its own, and a scrape adds them up:
-//! two threads serving the same route do not wait on each other's writes (a series takes
-//! 128 bytes per core with the default buckets; more buckets take more). They are exposed as
+//! one set of values per core (up to 8) plus one, on cache lines of its own, and a scrape adds
+//! them up: two threads serving the same route do not wait on each other's writes, and a
+//! thread that owns its set writes it without atomic read-modify-writes (a series takes 128
+//! bytes per set with the default buckets; more buckets take more). They are exposed as
 //! plain counters, gauges and histograms; their names belong to the recorder, so registering
 //! one of them yourself on the same registry is a [`Conflict`](crate::Error::Conflict) error.
 //!
@@ -54,7 +55,7 @@ use crate::family::SeriesIndex;
 use crate::histogram::Buckets;
 use crate::metric::CachePadded;
 use crate::route::UNMATCHED_ROUTE;
-use crate::sharded::{ShardedCounter, ShardedHistogram, Slots};
+use crate::sharded::{Shard, ShardedCounter, ShardedHistogram, Slots};
 use crate::{Family, Registry};
 
 /// The status label of a request whose response never started: the client went away or the
@@ -306,7 +307,7 @@ impl HttpMetricsBuilder {
             response_size,
         };
         Ok(HttpMetrics {
-            shared: (0..crate::sharded::shards())
+            shared: (0..crate::sharded::shard_count())
                 .map(|_| Arc::new(CachePadded(inner.clone())))
                 .collect(),
         })
@@ -514,7 +515,7 @@ impl HttpMetrics {
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
         // One copy per shard, so the thread's shard indexes it (no division per request).
-        let shared = &self.shared[crate::sharded::current()];
+        let shared = &self.shared[crate::sharded::current().index()];
         let route = route.unwrap_or(&shared.unmatched);
         let mut guard = RequestGuard {
             metrics: None,
@@ -912,12 +913,9 @@ const NO_SERIES: u64 = (1 << 24) - 1;
 
 impl InFlight {
     #[inline]
-    fn add(&self, shard: usize, delta: i64) {
+    fn add(&self, shard: Shard, delta: i64) {
         #[allow(clippy::cast_sign_loss)] // two's complement: adding it wraps to a subtraction
-        self.core
-            .value
-            .at(shard, 0)
-            .fetch_add(delta as u64, Ordering::Relaxed);
+        self.core.value.add(shard, 0, delta as u64);
     }
 
     /// Where requests ending with `status` went: the counter's index (none with

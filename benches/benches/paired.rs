@@ -1,0 +1,259 @@
+//! Added cost per request of each middleware, in process, measured in paired rounds:
+//! `cargo bench -p vitals-benches --bench paired [-- ROUNDS]`.
+//!
+//! The criterion benchmarks (`http`, `actix`) time each variant for seconds, one after the
+//! other. On a shared machine whose speed drifts over seconds, the difference between two
+//! such figures (a middleware's time minus the bare app's, a fraction of a microsecond) can
+//! move by more than its own size. Here every round times a batch of requests through each
+//! variant in turn, the order rotating from round to round, so that each round's added cost
+//! is measured within a few milliseconds of the bare app's; the figures are the medians over
+//! the rounds, with the middle half of the per-round values beside them.
+//!
+//! Workloads: an axum router (`GET /users/42` through `ServiceExt::oneshot`), and an
+//! actix-web app (`actix_web::test::call_service`) on a repeated path with a parameter, a
+//! static route, and a new id every request; each body is read to the end.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{test, web, App};
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http_body_util::BodyExt as _;
+use metrics_core::Registry;
+use tower::ServiceExt as _;
+
+/// Requests per variant per round: a few milliseconds.
+const BATCH: u64 = 4_000;
+
+/// Runs one batch of requests through a variant, starting at request number `first`.
+type Batch = Box<dyn FnMut(u64)>;
+
+fn main() {
+    let rounds = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(150);
+    println!("{rounds} rounds of {BATCH} requests per variant; added cost over the bare app, median (middle half)\n");
+    axum_workload(rounds);
+    actix_workload(rounds, "actix, repeated path", |_| "/users/42".to_owned());
+    actix_workload(rounds, "actix, static route", |_| "/health".to_owned());
+    // A stride that visits 100,000 ids before repeating one.
+    actix_workload(rounds, "actix, a new id every request", |i| {
+        format!("/users/{}", i * 7919 % 100_000)
+    });
+}
+
+fn router() -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "a user" }))
+        .route("/health", get(|| async { "ok" }))
+}
+
+fn axum_workload(rounds: usize) {
+    let runtime = std::rc::Rc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap(),
+    );
+    let registry = Registry::new();
+    let ours = router().layer(
+        metrics_tower::MetricsLayer::builder()
+            .registry(&registry)
+            .build()
+            .unwrap(),
+    );
+    // axum-prometheus installs a process-wide recorder and spawns an upkeep task, which
+    // needs the runtime's context.
+    let (layer, _handle) = {
+        let _context = runtime.enter();
+        axum_prometheus::PrometheusMetricLayer::pair()
+    };
+    let batch = |app: Router| -> Batch {
+        let runtime = std::rc::Rc::clone(&runtime);
+        Box::new(move |_| {
+            runtime.block_on(async {
+                for _ in 0..BATCH {
+                    let request = http::Request::get("/users/42").body(Body::empty()).unwrap();
+                    let response = app.clone().oneshot(request).await.unwrap();
+                    black_box(response.into_body().collect().await.unwrap().to_bytes());
+                }
+            });
+        })
+    };
+    let variants = vec![
+        ("bare", batch(router())),
+        (
+            "no-op layer",
+            batch(router().layer(vitals_benches::noop::NoopLayer)),
+        ),
+        ("vitals", batch(ours)),
+        ("axum-prometheus", batch(router().layer(layer))),
+    ];
+    report("axum, GET /users/42", rounds, variants);
+    assert!(
+        recorded(&registry, "/users/{id}"),
+        "the layer recorded what it measured"
+    );
+}
+
+fn actix_workload(rounds: usize, name: &str, path: fn(u64) -> String) {
+    let system = std::rc::Rc::new(actix_web::rt::System::new());
+    let app = |app: App<_>| {
+        app.route("/users/{id}", web::get().to(|| async { "a user" }))
+            .route("/health", web::get().to(|| async { "ok" }))
+    };
+    let registry = Registry::new();
+    let ours = metrics_actix::Metrics::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let theirs = actix_web_prom::PrometheusMetricsBuilder::new("api")
+        .registry(prometheus::Registry::new())
+        .endpoint("/metrics")
+        .build()
+        .unwrap();
+    let variants = vec![
+        (
+            "bare",
+            actix_batch(
+                &system,
+                path,
+                system.block_on(test::init_service(app(App::new()))),
+            ),
+        ),
+        (
+            "no-op middleware",
+            actix_batch(
+                &system,
+                path,
+                system.block_on(test::init_service(
+                    app(App::new()).wrap(vitals_benches::noop::NoopMiddleware),
+                )),
+            ),
+        ),
+        (
+            "vitals",
+            actix_batch(
+                &system,
+                path,
+                system.block_on(test::init_service(app(App::new()).wrap(ours))),
+            ),
+        ),
+        (
+            "actix-web-prom",
+            actix_batch(
+                &system,
+                path,
+                system.block_on(test::init_service(app(App::new()).wrap(theirs))),
+            ),
+        ),
+    ];
+    report(name, rounds, variants);
+    let route = if path(0) == "/health" {
+        "/health"
+    } else {
+        "/users/{id}"
+    };
+    assert!(
+        recorded(&registry, route),
+        "the middleware recorded what it measured"
+    );
+}
+
+fn actix_batch<S, B>(
+    system: &std::rc::Rc<actix_web::rt::SystemRunner>,
+    path: fn(u64) -> String,
+    app: S,
+) -> Batch
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>
+        + 'static,
+    B: MessageBody + 'static,
+{
+    let system = std::rc::Rc::clone(system);
+    Box::new(move |first| {
+        system.block_on(async {
+            for i in first..first + BATCH {
+                let request = test::TestRequest::get().uri(&path(i)).to_request();
+                let response = test::call_service(&app, request).await;
+                black_box(test::read_body(response).await);
+            }
+        });
+    })
+}
+
+fn recorded(registry: &Registry, route: &str) -> bool {
+    registry
+        .get_sample_value(
+            "http_requests_total",
+            &[("method", "GET"), ("route", route), ("status", "200")],
+        )
+        .is_some_and(|n| n > 0.0)
+}
+
+/// Times `rounds` rounds of every variant (the first is the bare app) and prints each one's
+/// added cost per request, and vitals' added cost as a share of the peer's (the last).
+fn report(name: &str, rounds: usize, mut variants: Vec<(&str, Batch)>) {
+    let n = variants.len();
+    // Warm-up: caches, allocator, the middleware's remembered routes.
+    let mut first = 0;
+    for (_, batch) in &mut variants {
+        batch(first);
+        first += BATCH;
+    }
+    // Per variant, per round: nanoseconds per request.
+    let mut times = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let v = (round + k) % n;
+            let start = Instant::now();
+            (variants[v].1)(first);
+            #[allow(clippy::cast_precision_loss)]
+            times[v].push(start.elapsed().as_nanos() as f64 / BATCH as f64);
+            first += BATCH;
+        }
+    }
+    let added: Vec<Vec<f64>> = times
+        .iter()
+        .map(|t| t.iter().zip(&times[0]).map(|(m, b)| m - b).collect())
+        .collect();
+    println!(
+        "{name}: the bare app takes {:.0} ns per request",
+        median(&times[0])
+    );
+    for v in 1..n {
+        let (low, mid, high) = quartiles(&added[v]);
+        println!(
+            "  {:<18} +{mid:>4.0} ns ({low:.0} to {high:.0})",
+            variants[v].0
+        );
+    }
+    let ours = median(&added[n - 2]);
+    let theirs = median(&added[n - 1]);
+    let per_round: Vec<f64> = added[n - 2]
+        .iter()
+        .zip(&added[n - 1])
+        .map(|(o, t)| o / t)
+        .collect();
+    let (low, _, high) = quartiles(&per_round);
+    println!(
+        "  vitals' added cost / {}'s: {:.2} (per-round ratios, middle half: {low:.2} to {high:.2})\n",
+        variants[n - 1].0,
+        ours / theirs
+    );
+}
+
+fn median(values: &[f64]) -> f64 {
+    quartiles(values).1
+}
+
+fn quartiles(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: usize| sorted[(sorted.len() - 1) * q / 4];
+    (at(1), at(2), at(3))
+}
