@@ -241,9 +241,9 @@ impl<S> MetricsMiddleware<S> {
         let method = request.method().as_str();
         // The route before routing, so that the in-flight gauge counts the request under it
         // while the handler runs.
-        let (mut guard, guess) = self
-            .patterns
-            .with_pattern(request, |pattern| metrics.start(method, pattern));
+        let (mut guard, guess) = self.patterns.with_pattern(request, |pattern, hint| {
+            metrics.start_hinted(method, pattern, hint)
+        });
         guard.declared_request_length(|| {
             request
                 .headers()

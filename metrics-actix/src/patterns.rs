@@ -22,6 +22,10 @@
 //!    counted in flight under the guessed route until its response started.
 //!
 //! Paths that none of these answer (the first of each shape, unmatched paths) take the walk.
+//!
+//! Each pattern (and the answer "no route") is one [`Entry`], shared by every path that has
+//! it, with a [`RouteHint`]: where the pattern's in-flight series are, so that the recorder
+//! does not look them up by their labels for every request.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -30,6 +34,7 @@ use std::rc::Rc;
 
 use actix_web::dev::{ResourceMap, ServiceRequest};
 use actix_web::http::Uri;
+use metrics_core::http::RouteHint;
 
 /// Static routes remembered per worker; past this, they share the table with other paths.
 pub(crate) const MAX_STATIC_ROUTES: usize = 256;
@@ -49,13 +54,34 @@ pub(crate) struct Patterns {
     inner: RefCell<Inner>,
 }
 
-/// A path, and its pattern (`None`: no route matched).
-type Remembered = (Box<str>, Option<Rc<str>>);
+/// A path, and its pattern.
+type Remembered = (Box<str>, Rc<Entry>);
+
+/// A pattern as requests are recorded under it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// `None`: no route matched.
+    pattern: Option<Box<str>>,
+    hint: RouteHint,
+}
+
+impl Entry {
+    fn new(pattern: Option<&str>) -> Rc<Self> {
+        Rc::new(Self {
+            pattern: pattern.map(Box::from),
+            hint: RouteHint::new(),
+        })
+    }
+}
 
 struct Inner {
     hasher: Hasher,
     /// Keyed by the path's hash (the one that also picks its slot): one hash per request.
-    static_routes: HashMap<u64, Box<str>, BuildHasherDefault<Prehashed>>,
+    static_routes: HashMap<u64, Rc<Entry>, BuildHasherDefault<Prehashed>>,
+    /// Every pattern the walk answered, once: as many as the app has routes.
+    entries: HashMap<Box<str>, Rc<Entry>, Hasher>,
+    /// The answer "no route matched".
+    unmatched: Rc<Entry>,
     slots: Box<[Option<Remembered>]>,
     /// Per slot, the hash of the last path that missed there: admission to the slot.
     seen: Box<[u64]>,
@@ -96,7 +122,7 @@ impl std::hash::Hasher for Prehashed {
 }
 
 struct Learned {
-    pattern: Rc<str>,
+    entry: Rc<Entry>,
     /// Cleared when a guess of this pattern was wrong.
     trusted: bool,
 }
@@ -104,7 +130,7 @@ struct Learned {
 /// A pattern guessed before routing, to check against actix's answer after it.
 #[derive(Debug)]
 pub(crate) struct Guess {
-    pattern: Rc<str>,
+    entry: Rc<Entry>,
     /// Where the pattern is in [`Guesses::learned`].
     learned: usize,
     map: Rc<ResourceMap>,
@@ -123,6 +149,8 @@ impl Default for Patterns {
             inner: RefCell::new(Inner {
                 hasher: Hasher::default(),
                 static_routes: HashMap::default(),
+                entries: HashMap::default(),
+                unmatched: Entry::new(None),
                 slots: (0..SLOTS).map(|_| None).collect(),
                 seen: vec![0; SLOTS].into_boxed_slice(),
                 guesses: Guesses {
@@ -144,78 +172,96 @@ impl std::fmt::Debug for Patterns {
 
 impl Patterns {
     /// Calls `f` with the pattern of `request`'s path (`None`: no route matches), as
-    /// `request.match_pattern()` gives it, or with a guess of it; a guess comes back to be
-    /// checked after routing with [`Guess::check`].
+    /// `request.match_pattern()` gives it, or with a guess of it, and with the pattern's
+    /// hint; a guess comes back to be checked after routing with [`Guess::confirm`].
     pub(crate) fn with_pattern<T>(
         self: &Rc<Self>,
         request: &ServiceRequest,
-        f: impl FnOnce(Option<&str>) -> T,
+        f: impl FnOnce(Option<&str>, &RouteHint) -> T,
     ) -> (T, Option<Box<Guess>>) {
         let path = request.path();
         let mut inner = self.inner.borrow_mut();
         let hash = inner.hasher.hash_one(path);
-        if inner
-            .static_routes
-            .get(&hash)
-            .is_some_and(|route| **route == *path)
-        {
-            return (f(Some(path)), None);
+        if let Some(entry) = inner.static_routes.get(&hash) {
+            if entry.pattern.as_deref() == Some(path) {
+                return (f(Some(path), &entry.hint), None);
+            }
         }
         #[allow(clippy::cast_possible_truncation)] // only the low bits pick the slot
         let slot = (path.len() <= MAX_PATH).then_some((hash as usize % SLOTS, hash));
         if let Some((i, _)) = slot {
-            if let Some((seen, pattern)) = &inner.slots[i] {
+            if let Some((seen, entry)) = &inner.slots[i] {
                 if **seen == *path {
-                    return (f(pattern.as_deref()), None);
+                    return (f(entry.pattern.as_deref(), &entry.hint), None);
                 }
             }
         }
-        if let Some((learned, pattern, map)) = inner.guesses.guess(path) {
+        if let Some((learned, entry, map)) = inner.guesses.guess(path) {
             drop(inner);
             let guess = Guess {
-                pattern,
+                entry,
                 learned,
                 map,
                 uri: request.uri().clone(),
                 slot,
                 patterns: Rc::clone(self),
             };
-            return (f(Some(guess.pattern())), Some(Box::new(guess)));
+            let entry = &guess.entry;
+            return (
+                f(entry.pattern.as_deref(), &entry.hint),
+                Some(Box::new(guess)),
+            );
         }
         let pattern = request.match_pattern();
+        let entry = inner.entry(pattern.as_deref());
         // (A static route whose hash another one has is left to the table: never in practice.)
         if pattern.as_deref() == Some(path)
             && inner.static_routes.len() < MAX_STATIC_ROUTES
             && !inner.static_routes.contains_key(&hash)
         {
-            inner.static_routes.insert(hash, path.into());
+            inner.static_routes.insert(hash, Rc::clone(&entry));
         } else if let Some(slot) = slot {
-            inner.admit(slot, path, pattern.as_deref().map(Rc::from));
+            inner.admit(slot, path, Rc::clone(&entry));
         }
-        if let Some(pattern) = pattern.as_deref().filter(|p| *p != path) {
-            inner.guesses.learn(pattern, request.resource_map());
+        if pattern.as_deref().is_some_and(|p| p != path) {
+            inner.guesses.learn(&entry, request.resource_map());
         }
         drop(inner);
-        (f(pattern.as_deref()), None)
+        (f(entry.pattern.as_deref(), &entry.hint), None)
     }
 }
 
 impl Inner {
     /// Remembers `path`'s pattern in its slot of the table, if its hash is the last one
     /// that missed there; otherwise makes it that one.
-    fn admit(&mut self, (i, hash): (usize, u64), path: &str, pattern: Option<Rc<str>>) {
+    fn admit(&mut self, (i, hash): (usize, u64), path: &str, entry: Rc<Entry>) {
         if self.seen[i] == hash {
-            self.slots[i] = Some((path.into(), pattern));
+            self.slots[i] = Some((path.into(), entry));
         } else {
             self.seen[i] = hash;
         }
     }
 }
 
+impl Inner {
+    /// The one entry of `pattern`.
+    fn entry(&mut self, pattern: Option<&str>) -> Rc<Entry> {
+        let Some(pattern) = pattern else {
+            return Rc::clone(&self.unmatched);
+        };
+        if let Some(entry) = self.entries.get(pattern) {
+            return Rc::clone(entry);
+        }
+        let entry = Entry::new(Some(pattern));
+        self.entries.insert(pattern.into(), Rc::clone(&entry));
+        entry
+    }
+}
+
 impl Guesses {
     /// A trusted pattern that matches `path`, if any: where it is in `learned`, the pattern,
     /// and the resource map to check it with.
-    fn guess(&self, path: &str) -> Option<(usize, Rc<str>, Rc<ResourceMap>)> {
+    fn guess(&self, path: &str) -> Option<(usize, Rc<Entry>, Rc<ResourceMap>)> {
         let index = *self.router.at(path).ok()?.value;
         let learned = &self.learned[index];
         if !learned.trusted {
@@ -223,12 +269,15 @@ impl Guesses {
         }
         // Always there once a pattern is learned.
         let map = Rc::clone(self.map.as_ref()?);
-        Some((index, Rc::clone(&learned.pattern), map))
+        Some((index, Rc::clone(&learned.entry), map))
     }
 
     /// Offers a dynamic pattern the walk found to the router, once. Patterns matchit cannot
     /// express exactly (regex segments, parameters inside a segment) are not guessed.
-    fn learn(&mut self, pattern: &str, map: &ResourceMap) {
+    fn learn(&mut self, entry: &Rc<Entry>, map: &ResourceMap) {
+        let Some(pattern) = entry.pattern.as_deref() else {
+            return;
+        };
         if self.offered.contains(pattern) || self.offered.len() >= MAX_LEARNED {
             return;
         }
@@ -236,7 +285,7 @@ impl Guesses {
         if let Some(route) = to_matchit(&pattern) {
             if self.router.insert(route, self.learned.len()).is_ok() {
                 self.learned.push(Learned {
-                    pattern: Rc::clone(&pattern),
+                    entry: Rc::clone(entry),
                     trusted: true,
                 });
             }
@@ -247,21 +296,16 @@ impl Guesses {
 }
 
 impl Guess {
-    /// The pattern guessed.
-    pub(crate) fn pattern(&self) -> &str {
-        &self.pattern
-    }
-
     /// Whether the guess was actix's answer after routing (`actual`; `None`: no route
     /// matched). A pattern guessed wrong is not guessed again.
     pub(crate) fn confirm(self, actual: Option<&str>) -> bool {
-        let right = actual == Some(&*self.pattern);
+        let right = actual == self.entry.pattern.as_deref();
         let mut inner = self.patterns.inner.borrow_mut();
         if !right {
             // Not guessed again.
             inner.guesses.learned[self.learned].trusted = false;
         } else if let Some(slot) = self.slot {
-            inner.admit(slot, self.uri.path(), Some(self.pattern));
+            inner.admit(slot, self.uri.path(), self.entry);
         }
         right
     }

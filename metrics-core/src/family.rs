@@ -259,6 +259,12 @@ impl<M: Metric> Family<M> {
         self.core.live_series(index)
     }
 
+    /// A number that identifies this family while it lives (its address; never 0).
+    #[inline]
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.core).cast::<()>() as usize
+    }
+
     /// A label value of the series an [`index_of`](Self::index_of) gave, by position;
     /// `None` for the overflow series.
     pub(crate) fn label_value(&self, index: SeriesIndex, position: usize) -> Option<&str> {

@@ -47,6 +47,7 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -514,26 +515,103 @@ impl HttpMetrics {
     /// with [`RequestGuard::set_route`]).
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
-        // One copy per shard, so the thread's shard indexes it (no division per request).
-        let shared = &self.shared[crate::sharded::current().index()];
-        let route = route.unwrap_or(&shared.unmatched);
-        let mut guard = RequestGuard {
-            metrics: None,
-            route: RouteSlot::Unset,
-            started: crate::clock::now(),
-            overflow_route: None,
-            request_bytes: NO_BYTES,
-            request_counter: None,
-            response_bytes: 0,
-            status: NO_STATUS,
-            method: method_index(method),
-            upgraded: false,
-        };
-        if !shared.is_excluded(route) {
+        let (shared, route, mut guard) = self.begin(method, route);
+        if let Some(shared) = shared {
             guard.metrics = Some(Arc::clone(shared));
             guard.enter(route);
         }
         guard
+    }
+
+    /// [`start`](Self::start) for an adapter that keeps a [`RouteHint`] per route: the
+    /// first request of each method finds the route's in-flight series by its labels, and the
+    /// hint remembers where it is, so that the next ones skip the lookup.
+    ///
+    /// A hint belongs to one route: give it with that `route` only (with any method, and with
+    /// any recorder: a hint made by another recorder is not used).
+    #[must_use = "the request is recorded when the guard finishes or drops"]
+    pub fn start_hinted(
+        &self,
+        method: &str,
+        route: Option<&str>,
+        hint: &RouteHint,
+    ) -> RequestGuard {
+        let (shared, route, mut guard) = self.begin(method, route);
+        let Some(shared) = shared else {
+            return guard;
+        };
+        guard.metrics = Some(Arc::clone(shared));
+        let family = shared.in_flight.id();
+        let slot = &hint.series[usize::from(guard.method)];
+        if hint.family.get() == family {
+            if let Some(index) = slot.get() {
+                if let Some(in_flight) = shared.in_flight.live_series(index) {
+                    debug_assert_eq!(shared.in_flight.label_value(index, 1), Some(route));
+                    in_flight.add(crate::sharded::current(), 1);
+                    guard.route = RouteSlot::Series(index);
+                    return guard;
+                }
+            }
+        } else {
+            // Made by another recorder (or empty): start over for this one, and keep its
+            // family alive, so that no other family can have its id while the hint says it.
+            hint.family.set(family);
+            *hint.owner.borrow_mut() = Some(shared.in_flight.clone());
+            for slot in &hint.series {
+                slot.set(None);
+            }
+        }
+        guard.enter(route);
+        if let RouteSlot::Series(index) = guard.route {
+            slot.set(Some(index));
+        }
+        guard
+    }
+
+    /// What every start does first: the thread's copy of the recorder (`None` for an
+    /// excluded route), the route label, and a guard that records nothing yet.
+    #[inline]
+    fn begin<'a>(
+        &'a self,
+        method: &str,
+        route: Option<&'a str>,
+    ) -> (Option<&'a Shared>, &'a str, RequestGuard) {
+        // One copy per shard, so the thread's shard indexes it (no division per request).
+        let shared = &self.shared[crate::sharded::current().index()];
+        let route = route.unwrap_or(&shared.unmatched);
+        let guard = RequestGuard {
+            metrics: None,
+            route: RouteSlot::Unset,
+            started: crate::clock::now(),
+            sizes: None,
+            status: NO_STATUS,
+            method: method_index(method),
+            upgraded: false,
+        };
+        let shared = (!shared.is_excluded(route)).then_some(shared);
+        (shared, route, guard)
+    }
+}
+
+/// Where one route's in-flight series are, one per method, for
+/// [`HttpMetrics::start_hinted`]: an adapter that keeps state per route (metrics-actix keeps
+/// route patterns per worker) keeps one of these with each, and its requests skip looking
+/// the series up by their labels. Empty until the route's first request; a hint is not
+/// shared between threads.
+#[derive(Debug, Default)]
+pub struct RouteHint {
+    /// The in-flight family the indexes are in (its [`Family::id`]); 0 while empty.
+    family: Cell<usize>,
+    /// That family, kept alive while the hint names it.
+    owner: RefCell<Option<Family<InFlight>>>,
+    series: [Cell<Option<SeriesIndex>>; METHODS.len()],
+}
+
+impl RouteHint {
+    /// An empty hint.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
     }
 }
 
@@ -566,15 +644,10 @@ pub struct RequestGuard {
     route: RouteSlot,
     /// A reading of [`crate::clock`].
     started: u64,
-    /// The route of a request counted in the in-flight overflow series, out of line (few
-    /// requests need it) so that the guard, which moves with the response future and body,
-    /// stays small.
-    overflow_route: Option<Box<Box<str>>>,
-    /// [`NO_BYTES`] until the adapter gives the request body's size.
-    request_bytes: u64,
-    /// Counts the request body as the service reads it, when the adapter can watch it.
-    request_counter: Option<BodyCounter>,
-    response_bytes: u64,
+    /// What only body sizes and the overflow series need, out of line (allocated for the
+    /// requests that need it), so that the guard, which moves with the response future and
+    /// body several times per request, stays small.
+    sizes: Option<Box<Sizes>>,
     /// [`NO_STATUS`] until the response starts.
     status: u16,
     /// An index into [`METHODS`].
@@ -582,7 +655,31 @@ pub struct RequestGuard {
     upgraded: bool,
 }
 
+/// The parts of a [`RequestGuard`] that most requests do not need.
+#[derive(Debug)]
+struct Sizes {
+    /// The route of a request counted in the in-flight overflow series.
+    overflow_route: Option<Box<str>>,
+    /// [`NO_BYTES`] until the adapter gives the request body's size.
+    request_bytes: u64,
+    /// Counts the request body as the service reads it, when the adapter can watch it.
+    request_counter: Option<BodyCounter>,
+    response_bytes: u64,
+}
+
 impl RequestGuard {
+    /// The out-of-line parts, made at first use.
+    fn sizes(&mut self) -> &mut Sizes {
+        self.sizes.get_or_insert_with(|| {
+            Box::new(Sizes {
+                overflow_route: None,
+                request_bytes: NO_BYTES,
+                request_counter: None,
+                response_bytes: 0,
+            })
+        })
+    }
+
     /// Sets the route once routing knows it (`None`: no route matched); the in-flight count
     /// moves to the new route.
     pub fn set_route(&mut self, route: Option<&str>) {
@@ -618,7 +715,7 @@ impl RequestGuard {
         self.route = if index.get().is_some() {
             RouteSlot::Series(index)
         } else {
-            self.overflow_route = Some(Box::new(route.into()));
+            self.sizes().overflow_route = Some(route.into());
             RouteSlot::Overflow(index)
         };
     }
@@ -645,7 +742,7 @@ impl RequestGuard {
         match &self.route {
             RouteSlot::Unset => None,
             RouteSlot::Series(index) => metrics.in_flight.label_value(*index, 1),
-            RouteSlot::Overflow(_) => self.overflow_route.as_deref().map(|route| &**route),
+            RouteSlot::Overflow(_) => self.sizes.as_ref()?.overflow_route.as_deref(),
         }
     }
 
@@ -661,9 +758,13 @@ impl RequestGuard {
     }
 
     /// Adds bytes of the request body. A request whose body size was never given records no
-    /// request size.
+    /// request size (nor does any request when request sizes are not recorded).
     pub fn add_request_bytes(&mut self, n: u64) {
-        self.request_bytes = match self.request_bytes {
+        if !self.records_request_size() {
+            return;
+        }
+        let sizes = self.sizes();
+        sizes.request_bytes = match sizes.request_bytes {
             NO_BYTES => n,
             // Saturates below the sentinel.
             bytes => bytes.saturating_add(n).min(NO_BYTES - 1),
@@ -684,7 +785,8 @@ impl RequestGuard {
     /// `Content-Length`: a chunked upload is measured, and a body the handler did not read
     /// still counts what was declared.
     pub fn count_request_body(&mut self) -> BodyCounter {
-        self.request_counter
+        self.sizes()
+            .request_counter
             .get_or_insert_with(|| BodyCounter(Arc::new(AtomicU64::new(0))))
             .clone()
     }
@@ -708,9 +810,17 @@ impl RequestGuard {
         }
     }
 
-    /// Adds bytes of the response body.
+    /// Adds bytes of the response body (nothing when response sizes are not recorded).
+    #[inline]
     pub fn add_response_bytes(&mut self, n: u64) {
-        self.response_bytes = self.response_bytes.saturating_add(n);
+        if self
+            .metrics
+            .as_deref()
+            .is_some_and(|m| m.response_size.is_some())
+        {
+            let sizes = self.sizes();
+            sizes.response_bytes = sizes.response_bytes.saturating_add(n);
+        }
     }
 
     /// The response body ended: records the request.
@@ -766,7 +876,10 @@ impl RequestGuard {
         #[allow(clippy::cast_precision_loss)]
         for (family, bytes) in [
             (&metrics.request_size, self.request_size()),
-            (&metrics.response_size, Some(self.response_bytes)),
+            (
+                &metrics.response_size,
+                Some(self.sizes.as_ref().map_or(0, |s| s.response_bytes)),
+            ),
         ] {
             let (Some(family), Some(bytes)) = (family, bytes) else {
                 continue;
@@ -779,8 +892,9 @@ impl RequestGuard {
 
     /// The request size to record: bytes read, declared length, or the larger of both.
     fn request_size(&self) -> Option<u64> {
-        let declared = (self.request_bytes != NO_BYTES).then_some(self.request_bytes);
-        match &self.request_counter {
+        let sizes = self.sizes.as_deref()?;
+        let declared = (sizes.request_bytes != NO_BYTES).then_some(sizes.request_bytes);
+        match &sizes.request_counter {
             Some(counter) => Some(counter.get().max(declared.unwrap_or(0))),
             None => declared,
         }
@@ -1025,7 +1139,7 @@ mod tests {
     fn the_guard_stays_small_because_it_moves_with_every_response() {
         // The guard is moved with the response future and into the body, several times per
         // request: what only some requests need lives out of line.
-        assert!(std::mem::size_of::<RequestGuard>() <= 64);
+        assert!(std::mem::size_of::<RequestGuard>() <= 40);
         assert_eq!(
             std::mem::size_of::<Option<RequestGuard>>(),
             std::mem::size_of::<RequestGuard>()
@@ -1428,6 +1542,69 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_route_hint_records_what_a_lookup_would_for_every_method_and_recorder() {
+        let (a, b) = (Registry::new(), Registry::new());
+        let first = HttpMetrics::builder(&a).build().unwrap();
+        let other = HttpMetrics::builder(&b).build().unwrap();
+        // So that the other recorder has another route where the hint's series would be.
+        other.start("GET", route("/")).finish();
+        let hint = RouteHint::new();
+        let in_flight = |registry: &Registry, method: &str| {
+            value(
+                registry,
+                "http_requests_in_flight",
+                &[("method", method), ("route", "/users/{id}")],
+            )
+        };
+        // The first request of each method fills the hint, the next ones use it; a hint
+        // made by another recorder is not used (it would name another family's series).
+        let mut guards = Vec::new();
+        for (metrics, method) in [
+            (&first, "GET"),
+            (&first, "GET"),
+            (&first, "POST"),
+            (&other, "GET"),
+            (&first, "GET"),
+            (&first, "BREW"),
+        ] {
+            guards.push(metrics.start_hinted(method, route("/users/{id}"), &hint));
+        }
+        assert_eq!(in_flight(&a, "GET"), Some(3.0));
+        assert_eq!(in_flight(&a, "POST"), Some(1.0));
+        assert_eq!(in_flight(&a, "_OTHER"), Some(1.0));
+        assert_eq!(in_flight(&b, "GET"), Some(1.0));
+        for (i, mut guard) in guards.into_iter().enumerate() {
+            guard.response(if i == 1 { 500 } else { 200 });
+            guard.finish();
+        }
+        assert_eq!(in_flight(&a, "GET"), Some(0.0));
+        assert_eq!(in_flight(&b, "GET"), Some(0.0));
+        let total = |registry: &Registry, method: &str, status: &str| {
+            value(
+                registry,
+                "http_requests_total",
+                &[
+                    ("method", method),
+                    ("route", "/users/{id}"),
+                    ("status", status),
+                ],
+            )
+        };
+        assert_eq!(total(&a, "GET", "200"), Some(2.0));
+        assert_eq!(total(&a, "GET", "500"), Some(1.0));
+        assert_eq!(total(&a, "POST", "200"), Some(1.0));
+        assert_eq!(total(&a, "_OTHER", "200"), Some(1.0));
+        assert_eq!(total(&b, "GET", "200"), Some(1.0));
+        // An excluded route records nothing, hint or not.
+        let excluding = HttpMetrics::builder(&Registry::new())
+            .exclude_route("/health")
+            .build()
+            .unwrap();
+        let guard = excluding.start_hinted("GET", route("/health"), &RouteHint::new());
+        assert!(!guard.records_request_size() && guard.metrics.is_none());
     }
 
     #[test]
