@@ -12,6 +12,12 @@
 //! Workloads: an axum router (`GET /users/42` through `ServiceExt::oneshot`), and an
 //! actix-web app (`actix_web::test::call_service`) on a repeated path with a parameter, a
 //! static route, and a new id every request; each body is read to the end.
+//!
+//! Instructions instead of time: `paired --count WORKLOAD VARIANT REQUESTS` runs one variant
+//! of one workload (both numbered from 0, in the order above) for that many requests after a
+//! warm-up, inside a function of its own (`measured`), so that
+//! `valgrind --tool=callgrind --toggle-collect='*paired::measured*'` counts exactly those
+//! requests. `benches/added-instructions.sh` does this for every variant and workload.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -32,19 +38,62 @@ const BATCH: u64 = 4_000;
 /// Runs one batch of requests through a variant, starting at request number `first`.
 type Batch = Box<dyn FnMut(u64)>;
 
+/// What a run does.
+enum Mode {
+    /// Times every variant of every workload, in paired rounds.
+    Timed { rounds: usize },
+    /// Runs one variant of one workload for `requests` requests, to count instructions.
+    Counted {
+        workload: usize,
+        variant: usize,
+        requests: u64,
+    },
+}
+
 fn main() {
-    let rounds = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse::<usize>().ok())
-        .unwrap_or(150);
-    println!("{rounds} rounds of {BATCH} requests per variant; added cost over the bare app, median (middle half)\n");
-    axum_workload(rounds);
-    actix_workload(rounds, "actix, repeated path", |_| "/users/42".to_owned());
-    actix_workload(rounds, "actix, static route", |_| "/health".to_owned());
-    // A stride that visits 100,000 ids before repeating one.
-    actix_workload(rounds, "actix, a new id every request", |i| {
-        format!("/users/{}", i * 7919 % 100_000)
-    });
+        .filter(|a| a != "--bench")
+        .collect();
+    let mode = match args.iter().position(|a| a == "--count") {
+        Some(at) => {
+            let number = |i: usize| -> u64 {
+                args.get(at + i)
+                    .and_then(|a| a.parse().ok())
+                    .expect("usage: paired --count WORKLOAD VARIANT REQUESTS")
+            };
+            Mode::Counted {
+                workload: usize::try_from(number(1)).unwrap(),
+                variant: usize::try_from(number(2)).unwrap(),
+                requests: number(3),
+            }
+        }
+        None => Mode::Timed {
+            rounds: args.iter().find_map(|a| a.parse().ok()).unwrap_or(150),
+        },
+    };
+    if let Mode::Timed { rounds } = mode {
+        println!("{rounds} rounds of {BATCH} requests per variant; added cost over the bare app, median (middle half)\n");
+    }
+    let run = |workload: usize| match mode {
+        Mode::Counted { workload: w, .. } => w == workload,
+        Mode::Timed { .. } => true,
+    };
+    if run(0) {
+        axum_workload(&mode);
+    }
+    if run(1) {
+        actix_workload(&mode, "actix, repeated path", |_| "/users/42".to_owned());
+    }
+    if run(2) {
+        actix_workload(&mode, "actix, static route", |_| "/health".to_owned());
+    }
+    if run(3) {
+        // A stride that visits 100,000 ids before repeating one.
+        actix_workload(&mode, "actix, a new id every request", |i| {
+            format!("/users/{}", i * 7919 % 100_000)
+        });
+    }
 }
 
 fn router() -> Router {
@@ -53,7 +102,7 @@ fn router() -> Router {
         .route("/health", get(|| async { "ok" }))
 }
 
-fn axum_workload(rounds: usize) {
+fn axum_workload(mode: &Mode) {
     let runtime = std::rc::Rc::new(
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -93,14 +142,17 @@ fn axum_workload(rounds: usize) {
         ("vitals", batch(ours)),
         ("axum-prometheus", batch(router().layer(layer))),
     ];
-    report("axum, GET /users/42", rounds, variants);
+    report("axum, GET /users/42", mode, variants);
+    if matches!(mode, Mode::Counted { variant, .. } if *variant != 2) {
+        return;
+    }
     assert!(
         recorded(&registry, "/users/{id}"),
         "the layer recorded what it measured"
     );
 }
 
-fn actix_workload(rounds: usize, name: &str, path: fn(u64) -> String) {
+fn actix_workload(mode: &Mode, name: &str, path: fn(u64) -> String) {
     let system = std::rc::Rc::new(actix_web::rt::System::new());
     let app = |app: App<_>| {
         app.route("/users/{id}", web::get().to(|| async { "a user" }))
@@ -152,7 +204,10 @@ fn actix_workload(rounds: usize, name: &str, path: fn(u64) -> String) {
             ),
         ),
     ];
-    report(name, rounds, variants);
+    report(name, mode, variants);
+    if matches!(mode, Mode::Counted { variant, .. } if *variant != 2) {
+        return;
+    }
     let route = if path(0) == "/health" {
         "/health"
     } else {
@@ -197,7 +252,23 @@ fn recorded(registry: &Registry, route: &str) -> bool {
 
 /// Times `rounds` rounds of every variant (the first is the bare app) and prints each one's
 /// added cost per request, and vitals' added cost as a share of the peer's (the last).
-fn report(name: &str, rounds: usize, mut variants: Vec<(&str, Batch)>) {
+fn report(name: &str, mode: &Mode, mut variants: Vec<(&str, Batch)>) {
+    let rounds = match *mode {
+        Mode::Timed { rounds } => rounds,
+        Mode::Counted {
+            variant, requests, ..
+        } => {
+            let batch = &mut variants[variant].1;
+            batch(0); // warm-up
+            measured(batch, requests.div_ceil(BATCH));
+            println!(
+                "{name}, {}: {} requests measured",
+                variants[variant].0,
+                requests.div_ceil(BATCH) * BATCH
+            );
+            return;
+        }
+    };
     let n = variants.len();
     // Warm-up: caches, allocator, the middleware's remembered routes.
     let mut first = 0;
@@ -245,6 +316,14 @@ fn report(name: &str, rounds: usize, mut variants: Vec<(&str, Batch)>) {
         variants[n - 1].0,
         ours / theirs
     );
+}
+
+/// Runs `batches` batches: the requests whose instructions `--count` counts.
+#[inline(never)]
+fn measured(batch: &mut Batch, batches: u64) {
+    for b in 1..=batches {
+        batch(b * BATCH);
+    }
 }
 
 fn median(values: &[f64]) -> f64 {
