@@ -53,6 +53,9 @@
 //!   requested): that one request is counted in flight under the guessed route until its
 //!   response starts.
 //!
+//! Each route pattern also remembers, per method, where its in-flight series are, so that a
+//! request does not look them up by their labels either.
+//!
 //! # The metrics endpoint
 //!
 //! `GET /metrics` (configurable, or off) is answered by the middleware itself, in the format

@@ -10,7 +10,8 @@
 //!
 //! The atomics are split into per-thread shards (see [`crate::sharded`]), allocated at the
 //! function's first call: a function called on every core at once would otherwise pass its
-//! cache lines from core to core at each call, which cost more than the rest of the call.
+//! cache lines from core to core at each call, which cost more than the rest of the call. A
+//! thread that owns its shard writes it with plain stores.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
