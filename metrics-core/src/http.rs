@@ -529,6 +529,24 @@ impl HttpMetrics {
     ///
     /// A hint belongs to one route: give it with that `route` only (with any method, and with
     /// any recorder: a hint made by another recorder is not used).
+    ///
+    /// ```
+    /// use metrics_core::http::{HttpMetrics, RouteHint};
+    /// use metrics_core::Registry;
+    ///
+    /// let registry = Registry::new();
+    /// let metrics = HttpMetrics::builder(&registry).build()?;
+    /// // Kept with the route, for as long as the route is served.
+    /// let users = RouteHint::new();
+    /// for _ in 0..3 {
+    ///     let mut request = metrics.start_hinted("GET", Some("/users/{id}"), &users);
+    ///     request.response(200);
+    ///     request.finish();
+    /// }
+    /// let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
+    /// assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(3.0));
+    /// # Ok::<(), metrics_core::Error>(())
+    /// ```
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start_hinted(
         &self,
