@@ -8,6 +8,8 @@
 # bare last), so that the machine's drift hits every mode alike. Each round compares modes
 # measured seconds apart; the result is the median of the per-round ratios, with the spread
 # of the middle half of the rounds, because on a shared machine single rounds move by 10%.
+# The defaults (60 rounds of 2 s, about 7 minutes) put the median within about a percent;
+# 15 rounds left it within the noise of a 3% target.
 #
 # Besides requests per second, it reads each server's CPU time from /proc: CPU per request
 # does not depend on how the scheduler splits the two cores between wrk and the server, so
@@ -16,8 +18,8 @@
 # Needs wrk (apt-get install -y wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-15}
-seconds=${2:-3}
+rounds=${1:-60}
+seconds=${2:-2}
 framework=${3:-axum}
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 case "$framework" in
