@@ -259,10 +259,10 @@ impl<M: Metric> Family<M> {
         self.core.live_series(index)
     }
 
-    /// A number that identifies this family while it lives (its address; never 0).
+    /// Whether `other` is a handle of this same family.
     #[inline]
-    pub(crate) fn id(&self) -> usize {
-        Arc::as_ptr(&self.core).cast::<()>() as usize
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.core, &other.core)
     }
 
     /// A label value of the series an [`index_of`](Self::index_of) gave, by position;

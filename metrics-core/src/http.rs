@@ -47,7 +47,7 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -515,10 +515,11 @@ impl HttpMetrics {
     /// with [`RequestGuard::set_route`]).
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
-        let (shared, route, mut guard) = self.begin(method, route);
+        let shard = crate::sharded::current();
+        let (shared, route, mut guard) = self.begin(shard, method, route);
         if let Some(shared) = shared {
             guard.metrics = Some(Arc::clone(shared));
-            guard.enter(route);
+            guard.enter(route, shard);
         }
         guard
     }
@@ -527,8 +528,9 @@ impl HttpMetrics {
     /// first request of each method finds the route's in-flight series by its labels, and the
     /// hint remembers where it is, so that the next ones skip the lookup.
     ///
-    /// A hint belongs to one route: give it with that `route` only (with any method, and with
-    /// any recorder: a hint made by another recorder is not used).
+    /// A hint belongs to one route: give it with that `route` only (with any method). It
+    /// also belongs to the first recorder that uses it: with another one it is not used, and
+    /// the request is looked up as by [`start`](Self::start).
     ///
     /// ```
     /// use metrics_core::http::{HttpMetrics, RouteHint};
@@ -554,32 +556,28 @@ impl HttpMetrics {
         route: Option<&str>,
         hint: &RouteHint,
     ) -> RequestGuard {
-        let (shared, route, mut guard) = self.begin(method, route);
+        let shard = crate::sharded::current();
+        let (shared, route, mut guard) = self.begin(shard, method, route);
         let Some(shared) = shared else {
             return guard;
         };
         guard.metrics = Some(Arc::clone(shared));
-        let family = shared.in_flight.id();
+        // A hint belongs to the first recorder that used it; another one looks up.
+        let family = hint.family.get_or_init(|| shared.in_flight.clone());
+        if !family.same_as(&shared.in_flight) {
+            guard.enter(route, shard);
+            return guard;
+        }
         let slot = &hint.series[usize::from(guard.method)];
-        if hint.family.get() == family {
-            if let Some(index) = slot.get() {
-                if let Some(in_flight) = shared.in_flight.live_series(index) {
-                    debug_assert_eq!(shared.in_flight.label_value(index, 1), Some(route));
-                    in_flight.add(crate::sharded::current(), 1);
-                    guard.route = RouteSlot::Series(index);
-                    return guard;
-                }
-            }
-        } else {
-            // Made by another recorder (or empty): start over for this one, and keep its
-            // family alive, so that no other family can have its id while the hint says it.
-            hint.family.set(family);
-            *hint.owner.borrow_mut() = Some(shared.in_flight.clone());
-            for slot in &hint.series {
-                slot.set(None);
+        if let Some(index) = slot.get() {
+            if let Some(in_flight) = shared.in_flight.live_series(index) {
+                debug_assert_eq!(shared.in_flight.label_value(index, 1), Some(route));
+                in_flight.add(shard, 1);
+                guard.route = RouteSlot::Series(index);
+                return guard;
             }
         }
-        guard.enter(route);
+        guard.enter(route, shard);
         if let RouteSlot::Series(index) = guard.route {
             slot.set(Some(index));
         }
@@ -591,11 +589,12 @@ impl HttpMetrics {
     #[inline]
     fn begin<'a>(
         &'a self,
+        shard: Shard,
         method: &str,
         route: Option<&'a str>,
     ) -> (Option<&'a Shared>, &'a str, RequestGuard) {
         // One copy per shard, so the thread's shard indexes it (no division per request).
-        let shared = &self.shared[crate::sharded::current().index()];
+        let shared = &self.shared[shard.index()];
         let route = route.unwrap_or(&shared.unmatched);
         let guard = RequestGuard {
             metrics: None,
@@ -618,10 +617,8 @@ impl HttpMetrics {
 /// shared between threads.
 #[derive(Debug, Default)]
 pub struct RouteHint {
-    /// The in-flight family the indexes are in (its [`Family::id`]); 0 while empty.
-    family: Cell<usize>,
-    /// That family, kept alive while the hint names it.
-    owner: RefCell<Option<Family<InFlight>>>,
+    /// The in-flight family of the recorder that used the hint first: the indexes are in it.
+    family: OnceCell<Family<InFlight>>,
     series: [Cell<Option<SeriesIndex>>; METHODS.len()],
 }
 
@@ -643,7 +640,7 @@ enum RouteSlot {
     /// Counted in the in-flight series at this index.
     Series(SeriesIndex),
     /// Counted in the in-flight overflow series; the route is kept in the guard's
-    /// `overflow_route`.
+    /// [`Sizes::overflow_route`].
     Overflow(SeriesIndex),
 }
 
@@ -714,11 +711,11 @@ impl RequestGuard {
             self.metrics = None;
             return;
         }
-        self.enter(route);
+        self.enter(route, crate::sharded::current());
     }
 
-    /// Counts the request in flight under `route`.
-    fn enter(&mut self, route: &str) {
+    /// Counts the request in flight under `route`, on the thread's `shard`.
+    fn enter(&mut self, route: &str, shard: Shard) {
         let Some(metrics) = &self.metrics else {
             return;
         };
@@ -726,10 +723,7 @@ impl RequestGuard {
         let Ok(index) = metrics.in_flight.index_of(&[self.method(), route]) else {
             return;
         };
-        metrics
-            .in_flight
-            .series(index)
-            .add(crate::sharded::current(), 1);
+        metrics.in_flight.series(index).add(shard, 1);
         self.route = if index.get().is_some() {
             RouteSlot::Series(index)
         } else {
@@ -1578,7 +1572,7 @@ mod tests {
             )
         };
         // The first request of each method fills the hint, the next ones use it; a hint
-        // made by another recorder is not used (it would name another family's series).
+        // that another recorder used first is not used (it names another family's series).
         let mut guards = Vec::new();
         for (metrics, method) in [
             (&first, "GET"),
