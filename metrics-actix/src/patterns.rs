@@ -27,8 +27,8 @@
 //! it, with a [`RouteHint`]: where the pattern's in-flight series are, so that the recorder
 //! does not look them up by their labels for every request.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::hash::{BuildHasher as _, BuildHasherDefault};
 use std::rc::Rc;
 
@@ -63,6 +63,8 @@ pub(crate) struct Entry {
     /// `None`: no route matched.
     pattern: Option<Box<str>>,
     hint: RouteHint,
+    /// Whether the pattern was offered to the guesses' router (dynamic patterns, once).
+    offered: Cell<bool>,
 }
 
 impl Entry {
@@ -70,6 +72,7 @@ impl Entry {
         Rc::new(Self {
             pattern: pattern.map(Box::from),
             hint: RouteHint::new(),
+            offered: Cell::new(false),
         })
     }
 }
@@ -93,8 +96,6 @@ struct Guesses {
     router: matchit::Router<usize>,
     /// Indexed by the router's values.
     learned: Vec<Learned>,
-    /// Every pattern offered to the router, whether it took it or not.
-    offered: HashSet<Rc<str>, Hasher>,
     /// The app's resource map, kept with the first pattern learned, to check a guess when
     /// the request's response never came.
     map: Option<Rc<ResourceMap>>,
@@ -156,7 +157,6 @@ impl Default for Patterns {
                 guesses: Guesses {
                     router: matchit::Router::new(),
                     learned: Vec::new(),
-                    offered: HashSet::default(),
                     map: None,
                 },
             }),
@@ -223,7 +223,7 @@ impl Patterns {
         } else if let Some(slot) = slot {
             inner.admit(slot, path, Rc::clone(&entry));
         }
-        if pattern.as_deref().is_some_and(|p| p != path) {
+        if pattern.as_deref() != Some(path) {
             inner.guesses.learn(&entry, request.resource_map());
         }
         drop(inner);
@@ -241,9 +241,7 @@ impl Inner {
             self.seen[i] = hash;
         }
     }
-}
 
-impl Inner {
     /// The one entry of `pattern`.
     fn entry(&mut self, pattern: Option<&str>) -> Rc<Entry> {
         let Some(pattern) = pattern else {
@@ -275,22 +273,18 @@ impl Guesses {
     /// Offers a dynamic pattern the walk found to the router, once. Patterns matchit cannot
     /// express exactly (regex segments, parameters inside a segment) are not guessed.
     fn learn(&mut self, entry: &Rc<Entry>, map: &ResourceMap) {
-        let Some(pattern) = entry.pattern.as_deref() else {
+        if entry.offered.replace(true) || self.learned.len() >= MAX_LEARNED {
+            return;
+        }
+        let Some(route) = entry.pattern.as_deref().and_then(to_matchit) else {
             return;
         };
-        if self.offered.contains(pattern) || self.offered.len() >= MAX_LEARNED {
-            return;
+        if self.router.insert(route, self.learned.len()).is_ok() {
+            self.learned.push(Learned {
+                entry: Rc::clone(entry),
+                trusted: true,
+            });
         }
-        let pattern: Rc<str> = pattern.into();
-        if let Some(route) = to_matchit(&pattern) {
-            if self.router.insert(route, self.learned.len()).is_ok() {
-                self.learned.push(Learned {
-                    entry: Rc::clone(entry),
-                    trusted: true,
-                });
-            }
-        }
-        self.offered.insert(pattern);
         self.map.get_or_insert_with(|| Rc::new(map.clone()));
     }
 }
