@@ -15,35 +15,21 @@ async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
     let address = args.next().unwrap_or_else(|| "127.0.0.1:3001".to_owned());
-    // Two servers rather than one with a `Condition` middleware: bare means no middleware.
-    match mode.as_str() {
-        "bare" => {
-            HttpServer::new(|| App::new().route("/users/{id}", web::get().to(user)))
+    // One server per mode rather than one with a `Condition` middleware: bare means no
+    // middleware.
+    macro_rules! serve {
+        ($app:expr) => {
+            HttpServer::new(|| $app.route("/users/{id}", web::get().to(user)))
                 .bind(&address)?
                 .run()
                 .await
-        }
+        };
+    }
+    match mode.as_str() {
+        "bare" => serve!(App::new()),
         // A middleware that records nothing: the floor under any body-watching middleware.
-        "noop" => {
-            HttpServer::new(|| {
-                App::new()
-                    .wrap(vitals_benches::noop::NoopMiddleware)
-                    .route("/users/{id}", web::get().to(user))
-            })
-            .bind(&address)?
-            .run()
-            .await
-        }
-        "vitals" => {
-            HttpServer::new(|| {
-                App::new()
-                    .wrap(metrics_actix::Metrics::new())
-                    .route("/users/{id}", web::get().to(user))
-            })
-            .bind(&address)?
-            .run()
-            .await
-        }
+        "noop" => serve!(App::new().wrap(vitals_benches::noop::NoopMiddleware)),
+        "vitals" => serve!(App::new().wrap(metrics_actix::Metrics::new())),
         other => {
             eprintln!("unknown mode {other:?}: use bare, noop or vitals");
             std::process::exit(2);
