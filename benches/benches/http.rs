@@ -48,6 +48,9 @@ fn per_request(c: &mut Criterion) {
         ("vitals", ours),
         ("axum_prometheus", theirs),
     ] {
+        // As `axum::serve` runs a router: every handler turned into its route once, layers
+        // included (a router used as it is does that for every request).
+        let app = app.with_state(());
         g.bench_function(name, |b| {
             b.iter(|| {
                 runtime.block_on(async {

@@ -122,6 +122,10 @@ fn axum_workload(mode: &Mode) {
         axum_prometheus::PrometheusMetricLayer::pair()
     };
     let batch = |app: Router| -> Batch {
+        // As `axum::serve` runs a router: `with_state` turns every handler into its route
+        // once, layers included. (A router used as it is does that, and calls each layer's
+        // `Layer::layer`, for every request: a cost no served app pays.)
+        let app = app.with_state(());
         let runtime = std::rc::Rc::clone(&runtime);
         Box::new(move |_| {
             runtime.block_on(async {

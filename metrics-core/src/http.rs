@@ -47,9 +47,8 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use std::cell::{Cell, OnceCell};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
 use crate::family::SeriesIndex;
@@ -528,9 +527,9 @@ impl HttpMetrics {
     /// first request of each method finds the route's in-flight series by its labels, and the
     /// hint remembers where it is, so that the next ones skip the lookup.
     ///
-    /// A hint belongs to one route: give it with that `route` only (with any method). It
-    /// also belongs to the first recorder that uses it: with another one it is not used, and
-    /// the request is looked up as by [`start`](Self::start).
+    /// A hint binds to the recorder and the route of its first request. Given with another
+    /// recorder or another route, it is not used, and the request is looked up as by
+    /// [`start`](Self::start): still right, only not faster.
     ///
     /// ```
     /// use metrics_core::http::{HttpMetrics, RouteHint};
@@ -562,16 +561,19 @@ impl HttpMetrics {
             return guard;
         };
         guard.metrics = Some(Arc::clone(shared));
-        // A hint belongs to the first recorder that used it; another one looks up.
-        let family = hint.family.get_or_init(|| shared.in_flight.clone());
-        if !family.same_as(&shared.in_flight) {
+        let (family, bound_route) = hint
+            .bound
+            .get_or_init(|| (shared.in_flight.clone(), route.into()));
+        if !family.same_as(&shared.in_flight) || **bound_route != *route {
             guard.enter(route, shard);
             return guard;
         }
         let slot = &hint.series[usize::from(guard.method)];
-        if let Some(index) = slot.get() {
+        let known = slot.load(Ordering::Relaxed);
+        if known != NO_HINT {
+            let index = SeriesIndex::from_raw(known);
+            // Checked, not trusted: a removed series is looked up (and so brought back).
             if let Some(in_flight) = shared.in_flight.live_series(index) {
-                debug_assert_eq!(shared.in_flight.label_value(index, 1), Some(route));
                 in_flight.add(shard, 1);
                 guard.route = RouteSlot::Series(index);
                 return guard;
@@ -579,7 +581,9 @@ impl HttpMetrics {
         }
         guard.enter(route, shard);
         if let RouteSlot::Series(index) = guard.route {
-            slot.set(Some(index));
+            if let Some(index) = index.get() {
+                slot.store(index, Ordering::Relaxed);
+            }
         }
         guard
     }
@@ -611,15 +615,31 @@ impl HttpMetrics {
 }
 
 /// Where one route's in-flight series are, one per method, for
-/// [`HttpMetrics::start_hinted`]: an adapter that keeps state per route (metrics-actix keeps
-/// route patterns per worker) keeps one of these with each, and its requests skip looking
-/// the series up by their labels. Empty until the route's first request; a hint is not
-/// shared between threads.
-#[derive(Debug, Default)]
+/// [`HttpMetrics::start_hinted`]: an adapter that keeps state per route (metrics-actix per
+/// route pattern, metrics-tower per service that axum's `Router::layer` wraps) keeps one of
+/// these with it, and its requests skip looking the series up by their labels. Empty until
+/// the first request; then bound to that request's recorder and route. Shared freely between
+/// threads.
+#[derive(Debug)]
 pub struct RouteHint {
-    /// The in-flight family of the recorder that used the hint first: the indexes are in it.
-    family: OnceCell<Family<InFlight>>,
-    series: [Cell<Option<SeriesIndex>>; METHODS.len()],
+    /// The in-flight family of the recorder that used the hint first (the indexes are in it),
+    /// and the route it was used with.
+    bound: OnceLock<(Family<InFlight>, Box<str>)>,
+    /// Per method, the in-flight series' index in that family; [`NO_HINT`] until found.
+    series: [AtomicU32; METHODS.len()],
+}
+
+/// A method whose in-flight series a [`RouteHint`] has not found yet (the overflow series'
+/// index, which is never remembered).
+const NO_HINT: u32 = u32::MAX;
+
+impl Default for RouteHint {
+    fn default() -> Self {
+        Self {
+            bound: OnceLock::new(),
+            series: [const { AtomicU32::new(NO_HINT) }; METHODS.len()],
+        }
+    }
 }
 
 impl RouteHint {
@@ -1610,6 +1630,35 @@ mod tests {
         assert_eq!(total(&a, "POST", "200"), Some(1.0));
         assert_eq!(total(&a, "_OTHER", "200"), Some(1.0));
         assert_eq!(total(&b, "GET", "200"), Some(1.0));
+        // A hint given with a route other than its first is not used: the request is counted
+        // under its own route, not the one the hint found.
+        let mut moved = first.start_hinted("GET", route("/orders/{id}"), &hint);
+        let orders = [("method", "GET"), ("route", "/orders/{id}")];
+        assert_eq!(value(&a, "http_requests_in_flight", &orders), Some(1.0));
+        assert_eq!(in_flight(&a, "GET"), Some(0.0));
+        moved.response(200);
+        moved.finish();
+        let orders_ok = [
+            ("method", "GET"),
+            ("route", "/orders/{id}"),
+            ("status", "200"),
+        ];
+        assert_eq!(value(&a, "http_requests_total", &orders_ok), Some(1.0));
+        assert_eq!(total(&a, "GET", "200"), Some(2.0));
+        // A hint is shared between threads.
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        let mut guard = first.start_hinted("GET", route("/users/{id}"), &hint);
+                        guard.response(200);
+                        guard.finish();
+                    }
+                });
+            }
+        });
+        assert_eq!(total(&a, "GET", "200"), Some(202.0));
+        assert_eq!(in_flight(&a, "GET"), Some(0.0));
         // An excluded route records nothing, hint or not.
         let excluding = HttpMetrics::builder(&Registry::new())
             .exclude_route("/health")

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
-use metrics_core::http::{endpoint_response, RequestGuard};
+use metrics_core::http::{endpoint_response, RequestGuard, RouteHint};
 use metrics_core::route::UNMATCHED_ROUTE;
 use tower_service::Service;
 
@@ -20,7 +20,16 @@ use crate::layer::{EndpointRequest, Shared};
 #[derive(Clone)]
 pub struct Metrics<S> {
     inner: S,
+    /// Clones (axum clones a route's service for every request) share it.
+    wrapped: Arc<Wrapped>,
+}
+
+/// What one service the layer wrapped keeps: the layer's state, and a hint of where its
+/// route's series are. `Router::layer` wraps each route's handler on its own, so all the
+/// requests one wrapped service sees usually have one route (the hint checks that it is).
+struct Wrapped {
     shared: Arc<Shared>,
+    hint: RouteHint,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Metrics<S> {
@@ -33,16 +42,26 @@ impl<S: fmt::Debug> fmt::Debug for Metrics<S> {
 
 impl<S> Metrics<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+        Self {
+            inner,
+            wrapped: Arc::new(Wrapped {
+                shared,
+                hint: RouteHint::new(),
+            }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.wrapped.shared
     }
 
     /// The response of the metrics endpoint, when this request is for it.
     fn endpoint<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
-        let path = self.shared.endpoint.as_deref()?;
+        let path = self.shared().endpoint.as_deref()?;
         if request.uri().path() != path {
             return None;
         }
-        let allowed = self.shared.access.as_ref().is_none_or(|access| {
+        let allowed = self.shared().access.as_ref().is_none_or(|access| {
             access.allow(&EndpointRequest {
                 method: request.method(),
                 uri: request.uri(),
@@ -55,11 +74,11 @@ impl<S> Metrics<S> {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         let answer = endpoint_response(
-            &self.shared.registry,
+            &self.shared().registry,
             request.method().as_str(),
             accept,
             allowed,
-            self.shared.metrics.as_ref().map(drop),
+            self.shared().metrics.as_ref().map(drop),
         );
         let mut response = Response::new(Full::new(Bytes::from(answer.body)));
         *response.status_mut() =
@@ -76,9 +95,12 @@ impl<S> Metrics<S> {
     }
 
     fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {
-        let metrics = self.shared.metrics.as_ref().ok()?;
+        let metrics = self.shared().metrics.as_ref().ok()?;
         let method = request.method().as_str();
-        let mut guard = self.with_route(request, |route| metrics.start(method, route));
+        let mut guard = self.with_route(request, |route, hint| match hint {
+            Some(hint) => metrics.start_hinted(method, route, hint),
+            None => metrics.start(method, route),
+        });
         guard.declared_request_length(|| {
             request
                 .headers()
@@ -88,18 +110,28 @@ impl<S> Metrics<S> {
         Some(guard)
     }
 
-    /// Calls `f` with the route template: axum's `MatchedPath`, then the templater, else
-    /// `None` (unmatched). Borrowed, not copied: the recorder keeps the route in its series.
-    fn with_route<B, T>(&self, request: &Request<B>, f: impl FnOnce(Option<&str>) -> T) -> T {
+    /// Calls `f` with the route template (axum's `MatchedPath`, then the templater, else
+    /// `None`: unmatched), and with this service's route hint unless the route came from the
+    /// templater (whose routes vary from request to request). Borrowed, not copied: the
+    /// recorder keeps the route in its series.
+    fn with_route<B, T>(
+        &self,
+        request: &Request<B>,
+        f: impl FnOnce(Option<&str>, Option<&RouteHint>) -> T,
+    ) -> T {
+        let hint = Some(&self.wrapped.hint);
         #[cfg(feature = "axum")]
         if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
-            return f(Some(matched.as_str()));
+            return f(Some(matched.as_str()), hint);
         }
-        let Some(templater) = self.shared.templater.as_ref() else {
-            return f(None);
+        let Some(templater) = self.shared().templater.as_ref() else {
+            return f(None, hint);
         };
         let template = templater.template(request.uri().path());
-        f((template != UNMATCHED_ROUTE).then_some(template.as_str()))
+        f(
+            (template != UNMATCHED_ROUTE).then_some(template.as_str()),
+            None,
+        )
     }
 }
 
@@ -119,7 +151,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         if let Some(response) = self.endpoint(&request) {
-            let guard = if self.shared.count_endpoint {
+            let guard = if self.shared().count_endpoint {
                 self.start(&request).map(|mut guard| {
                     guard.response(response.status().as_u16());
                     guard
@@ -131,7 +163,7 @@ where
         }
         let mut guard = self.start(&request);
         watch_request_body(&mut request, guard.as_mut());
-        ResponseFuture::metered(self.inner.call(request), guard, self.shared.headers_only)
+        ResponseFuture::metered(self.inner.call(request), guard, self.shared().headers_only)
     }
 }
 

@@ -582,3 +582,54 @@ async fn a_websocket_upgrade_is_counted_but_not_timed_and_still_works() {
     assert_eq!(in_flight(&registry, "GET", "/ws"), Some(0.0));
     server.abort();
 }
+
+#[tokio::test]
+async fn a_served_router_records_each_route_under_its_own_template() {
+    use tower::Layer as _;
+
+    // As `axum::serve` runs a router: each route's service is wrapped once, and its clones
+    // (one per request) share what the layer keeps per route.
+    let registry = Registry::new();
+    let app = app(&registry).with_state(());
+    for _ in 0..3 {
+        assert_eq!(send(&app, "GET", "/users/1").await.0, StatusCode::OK);
+        assert_eq!(send(&app, "POST", "/users/2").await.0, StatusCode::OK);
+        assert_eq!(send(&app, "GET", "/health").await.0, StatusCode::OK);
+        assert_eq!(send(&app, "GET", "/nope").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            send(&app, "PUT", "/users/3").await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(3.0));
+    assert_eq!(total(&registry, "POST", "/users/{id}", "200"), Some(3.0));
+    assert_eq!(total(&registry, "GET", "/health", "200"), Some(3.0));
+    assert_eq!(total(&registry, "GET", UNMATCHED_ROUTE, "404"), Some(3.0));
+    assert_eq!(total(&registry, "PUT", UNMATCHED_ROUTE, "405"), Some(3.0));
+    for (method, route) in [("GET", "/users/{id}"), ("POST", "/users/{id}")] {
+        assert_eq!(in_flight(&registry, method, route), Some(0.0));
+    }
+
+    // One wrapped service mounted under two routes: its clones share one route hint, bound
+    // to the first route it saw; the other route's requests are still its own.
+    let registry = Registry::new();
+    let service = tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, Infallible>(http::Response::new(Body::from("x")))
+    });
+    let wrapped = layer(&registry).layer(service);
+    let app = Router::new()
+        .route_service("/a", wrapped.clone())
+        .route_service("/b/{id}", wrapped)
+        .with_state(());
+    for i in 0..4 {
+        assert_eq!(send(&app, "GET", "/a").await.0, StatusCode::OK);
+        assert_eq!(
+            send(&app, "GET", &format!("/b/{i}")).await.0,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(total(&registry, "GET", "/a", "200"), Some(4.0));
+    assert_eq!(total(&registry, "GET", "/b/{id}", "200"), Some(4.0));
+    assert_eq!(in_flight(&registry, "GET", "/a"), Some(0.0));
+    assert_eq!(in_flight(&registry, "GET", "/b/{id}"), Some(0.0));
+}
