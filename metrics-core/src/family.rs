@@ -259,12 +259,6 @@ impl<M: Metric> Family<M> {
         self.core.live_series(index)
     }
 
-    /// Whether `other` is a handle of this same family.
-    #[inline]
-    pub(crate) fn same_as(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.core, &other.core)
-    }
-
     /// A label value of the series an [`index_of`](Self::index_of) gave, by position;
     /// `None` for the overflow series.
     pub(crate) fn label_value(&self, index: SeriesIndex, position: usize) -> Option<&str> {

@@ -47,7 +47,7 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
@@ -517,8 +517,7 @@ impl HttpMetrics {
         let shard = crate::sharded::current();
         let (shared, route, mut guard) = self.begin(shard, method, route);
         if let Some(shared) = shared {
-            guard.metrics = Some(Arc::clone(shared));
-            guard.enter(route, shard);
+            guard.enter(shared, route, shard);
         }
         guard
     }
@@ -560,37 +559,44 @@ impl HttpMetrics {
         let Some(shared) = shared else {
             return guard;
         };
-        guard.metrics = Some(Arc::clone(shared));
-        let (family, bound_route) = hint
-            .bound
-            .get_or_init(|| (shared.in_flight.clone(), route.into()));
-        if !family.same_as(&shared.in_flight) || **bound_route != *route {
-            guard.enter(route, shard);
+        let bound = hint.bound.get_or_init(|| Bound {
+            recorder: Arc::clone(&self.shared),
+            route: route.into(),
+            series: (0..METHODS.len() * self.shared.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+        });
+        if !Arc::ptr_eq(&bound.recorder, &self.shared) || *bound.route != *route {
+            guard.enter(shared, route, shard);
             return guard;
         }
-        let slot = &hint.series[usize::from(guard.method)];
-        let known = slot.load(Ordering::Relaxed);
-        if known != NO_HINT {
-            let index = SeriesIndex::from_raw(known);
-            // Checked, not trusted: a removed series is looked up (and so brought back).
-            if let Some(in_flight) = shared.in_flight.live_series(index) {
-                in_flight.add(shard, 1);
-                guard.route = RouteSlot::Series(index);
-                return guard;
+        // One per method and shard: each shard's requests take and drop their own reference.
+        let slot = &bound.series[usize::from(guard.method) * self.shared.len() + shard.index()];
+        let series = match slot.get() {
+            Some(series) => series,
+            None => {
+                // The first request of this method on this shard: the one lookup.
+                let found = shared.in_flight.index_of(&[guard.method(), route]);
+                match found {
+                    Ok(index) if index.get().is_some() => {
+                        slot.get_or_init(|| Arc::new(RouteSeries::new(shared, index)))
+                    }
+                    // The overflow series, which is counted at every lookup: none to keep.
+                    _ => {
+                        guard.count_in(shared, route, found, shard);
+                        return guard;
+                    }
+                }
             }
-        }
-        guard.enter(route, shard);
-        if let RouteSlot::Series(index) = guard.route {
-            if let Some(index) = index.get() {
-                slot.store(index, Ordering::Relaxed);
-            }
-        }
+        };
+        series.in_flight.add(shard, 1);
+        guard.target = Target::Route(Arc::clone(series));
         guard
     }
 
     /// What every start does first: the thread's copy of the recorder (`None` for an
     /// excluded route), the route label, and a guard that records nothing yet.
-    #[inline]
+    #[inline(always)]
     fn begin<'a>(
         &'a self,
         shard: Shard,
@@ -601,8 +607,7 @@ impl HttpMetrics {
         let shared = &self.shared[shard.index()];
         let route = route.unwrap_or(&shared.unmatched);
         let guard = RequestGuard {
-            metrics: None,
-            route: RouteSlot::Unset,
+            target: Target::Off,
             started: crate::clock::now(),
             sizes: None,
             status: NO_STATUS,
@@ -614,32 +619,14 @@ impl HttpMetrics {
     }
 }
 
-/// Where one route's in-flight series are, one per method, for
-/// [`HttpMetrics::start_hinted`]: an adapter that keeps state per route (metrics-actix per
-/// route pattern, metrics-tower per service that axum's `Router::layer` wraps) keeps one of
-/// these with it, and its requests skip looking the series up by their labels. Empty until
-/// the first request; then bound to that request's recorder and route. Shared freely between
-/// threads.
-#[derive(Debug)]
+/// Where one route's series are, for [`HttpMetrics::start_hinted`]: an adapter that keeps
+/// state per route (metrics-actix per route pattern, metrics-tower per service that axum's
+/// `Router::layer` wraps) keeps one of these with it, and its requests go straight to their
+/// series, with neither their labels hashed nor their series looked up. Empty until the first
+/// request; then bound to that request's recorder and route. Shared freely between threads.
+#[derive(Debug, Default)]
 pub struct RouteHint {
-    /// The in-flight family of the recorder that used the hint first (the indexes are in it),
-    /// and the route it was used with.
-    bound: OnceLock<(Family<InFlight>, Box<str>)>,
-    /// Per method, the in-flight series' index in that family; [`NO_HINT`] until found.
-    series: [AtomicU32; METHODS.len()],
-}
-
-/// A method whose in-flight series a [`RouteHint`] has not found yet (the overflow series'
-/// index, which is never remembered).
-const NO_HINT: u32 = u32::MAX;
-
-impl Default for RouteHint {
-    fn default() -> Self {
-        Self {
-            bound: OnceLock::new(),
-            series: [const { AtomicU32::new(NO_HINT) }; METHODS.len()],
-        }
-    }
+    bound: OnceLock<Bound>,
 }
 
 impl RouteHint {
@@ -648,6 +635,104 @@ impl RouteHint {
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+/// What a [`RouteHint`] holds once used.
+#[derive(Debug)]
+struct Bound {
+    /// The recorder that used the hint first (its shards' copies, which identify it).
+    recorder: Arc<[Shared]>,
+    /// The route it was used with.
+    route: Box<str>,
+    /// The route's series per method and shard (`method * shards + shard`), found at the
+    /// first request of each.
+    series: Box<[OnceLock<Arc<RouteSeries>>]>,
+}
+
+/// One route's series for one method, as one shard's requests reach them: its in-flight
+/// series, and the counter and histogram series of the statuses its requests ended with.
+///
+/// The handles stay right for the recorder's life: its families are its own (no caller can
+/// reach them to remove a series), so their series are never removed or reset.
+#[derive(Debug)]
+struct RouteSeries {
+    /// The shard's copy of the recorder: requests hold this, not the recorder.
+    shared: Shared,
+    in_flight: InFlight,
+    /// Where `in_flight` is in its family, whose labels hold the route.
+    index: SeriesIndex,
+    /// The first statuses the route's requests ended with, where their series are; other
+    /// statuses are looked up every time.
+    ends: [OnceLock<End>; ROUTE_ENDS],
+}
+
+/// How many statuses per route, method and shard go straight to their series.
+const ROUTE_ENDS: usize = 6;
+
+/// Where requests that ended with `status` are counted and timed.
+#[derive(Debug)]
+struct End {
+    status: u16,
+    /// `None` with OpenTelemetry naming, whose request count is the histogram's.
+    requests: Option<ShardedCounter>,
+    duration: ShardedHistogram,
+}
+
+impl RouteSeries {
+    /// The route's series, from its in-flight series' `index` in `shared`'s family.
+    fn new(shared: &Shared, index: SeriesIndex) -> Self {
+        Self {
+            shared: Arc::clone(shared),
+            in_flight: shared.in_flight.series(index).clone(),
+            index,
+            ends: Default::default(),
+        }
+    }
+
+    /// The series of requests that ended with `status`, if remembered.
+    #[inline]
+    fn end(&self, status: u16) -> Option<&End> {
+        for slot in &self.ends {
+            let end = slot.get()?;
+            if end.status == status {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    /// Remembers the series of `status` (indexes in the recorder's families) in the first
+    /// free place, if there is one and none of them is an overflow series.
+    fn remember(&self, status: u16, requests: Option<SeriesIndex>, duration: SeriesIndex) {
+        let metrics = &*self.shared;
+        if duration.get().is_none() || requests.is_some_and(|index| index.get().is_none()) {
+            return;
+        }
+        let requests = match (&metrics.requests, requests) {
+            (Some(family), Some(index)) => Some(family.series(index).clone()),
+            _ => None,
+        };
+        if let Some(slot) = self.ends.iter().find(|slot| slot.get().is_none()) {
+            // Another thread of a shared shard may take the place first: then this status is
+            // remembered by the next request that ends with it.
+            let _ = slot.set(End {
+                status,
+                requests,
+                duration: metrics.duration.series(duration).clone(),
+            });
+        }
+    }
+}
+
+/// What a request is recorded into.
+#[derive(Debug)]
+enum Target {
+    /// Nothing: an excluded route, or recorded already.
+    Off,
+    /// A hinted route's series.
+    Route(Arc<RouteSeries>),
+    /// The shard's copy of the recorder, and where the request is counted in flight.
+    Plain(Shared, RouteSlot),
 }
 
 /// Where a request's route is: the in-flight series it is counted in, whose label holds the
@@ -674,9 +759,8 @@ const NO_STATUS: u16 = 0;
 /// docs](self) for what each ending records).
 #[derive(Debug)]
 pub struct RequestGuard {
-    /// `None` for an excluded route, and once recorded: nothing (more) is recorded.
-    metrics: Option<Shared>,
-    route: RouteSlot,
+    /// [`Target::Off`] for an excluded route, and once recorded: nothing (more) is recorded.
+    target: Target,
     /// A reading of [`crate::clock`].
     started: u64,
     /// What only body sizes and the overflow series need, out of line (allocated for the
@@ -718,49 +802,71 @@ impl RequestGuard {
     /// Sets the route once routing knows it (`None`: no route matched); the in-flight count
     /// moves to the new route.
     pub fn set_route(&mut self, route: Option<&str>) {
-        let Some(metrics) = self.metrics.clone() else {
+        let Some(shared) = self.shared().cloned() else {
             return;
         };
-        let route = route.unwrap_or(&metrics.unmatched);
-        if self.route_str(&metrics) == Some(route) {
+        let route = route.unwrap_or(&shared.unmatched);
+        if self.route_str() == Some(route) {
             return;
         }
         self.leave();
-        self.route = RouteSlot::Unset;
-        if metrics.is_excluded(route) {
-            self.metrics = None;
-            return;
+        self.target = Target::Off;
+        if !shared.is_excluded(route) {
+            self.enter(&shared, route, crate::sharded::current());
         }
-        self.enter(route, crate::sharded::current());
     }
 
-    /// Counts the request in flight under `route`, on the thread's `shard`.
-    fn enter(&mut self, route: &str, shard: Shard) {
-        let Some(metrics) = &self.metrics else {
-            return;
-        };
+    /// Counts the request in flight under `route` in `shared`, on the thread's `shard`, by
+    /// looking its series up.
+    fn enter(&mut self, shared: &Shared, route: &str, shard: Shard) {
+        let found = shared.in_flight.index_of(&[self.method(), route]);
+        self.count_in(shared, route, found, shard);
+    }
+
+    /// Counts the request in flight under `route` in the series a lookup `found`.
+    fn count_in(
+        &mut self,
+        shared: &Shared,
+        route: &str,
+        found: Result<SeriesIndex, Error>,
+        shard: Shard,
+    ) {
         // Label values are never refused: the family takes any string.
-        let Ok(index) = metrics.in_flight.index_of(&[self.method(), route]) else {
-            return;
+        let slot = match found {
+            Ok(index) if index.get().is_some() => {
+                shared.in_flight.series(index).add(shard, 1);
+                RouteSlot::Series(index)
+            }
+            Ok(index) => {
+                shared.in_flight.series(index).add(shard, 1);
+                self.sizes().overflow_route = Some(route.into());
+                RouteSlot::Overflow(index)
+            }
+            Err(_) => RouteSlot::Unset,
         };
-        metrics.in_flight.series(index).add(shard, 1);
-        self.route = if index.get().is_some() {
-            RouteSlot::Series(index)
-        } else {
-            self.sizes().overflow_route = Some(route.into());
-            RouteSlot::Overflow(index)
-        };
+        self.target = Target::Plain(Arc::clone(shared), slot);
     }
 
     /// Takes the request out of the in-flight count (the route stays known).
     fn leave(&self) {
-        if let (Some(metrics), RouteSlot::Series(index) | RouteSlot::Overflow(index)) =
-            (&self.metrics, &self.route)
-        {
-            metrics
-                .in_flight
-                .series(*index)
-                .add(crate::sharded::current(), -1);
+        match &self.target {
+            Target::Route(series) => series.in_flight.add(crate::sharded::current(), -1),
+            Target::Plain(shared, RouteSlot::Series(index) | RouteSlot::Overflow(index)) => {
+                shared
+                    .in_flight
+                    .series(*index)
+                    .add(crate::sharded::current(), -1);
+            }
+            Target::Plain(_, RouteSlot::Unset) | Target::Off => {}
+        }
+    }
+
+    /// The shard's copy of the recorder this request is recorded by; `None` when it is not.
+    fn shared(&self) -> Option<&Shared> {
+        match &self.target {
+            Target::Off => None,
+            Target::Route(series) => Some(&series.shared),
+            Target::Plain(shared, _) => Some(shared),
         }
     }
 
@@ -769,12 +875,17 @@ impl RequestGuard {
         METHODS[usize::from(self.method)]
     }
 
-    /// The route the request is counted under in `metrics`, its recorder.
-    fn route_str<'a>(&'a self, metrics: &'a Inner) -> Option<&'a str> {
-        match &self.route {
-            RouteSlot::Unset => None,
-            RouteSlot::Series(index) => metrics.in_flight.label_value(*index, 1),
-            RouteSlot::Overflow(_) => self.sizes.as_ref()?.overflow_route.as_deref(),
+    /// The route the request is counted under.
+    fn route_str(&self) -> Option<&str> {
+        match &self.target {
+            Target::Off | Target::Plain(_, RouteSlot::Unset) => None,
+            Target::Route(series) => series.shared.in_flight.label_value(series.index, 1),
+            Target::Plain(shared, RouteSlot::Series(index)) => {
+                shared.in_flight.label_value(*index, 1)
+            }
+            Target::Plain(_, RouteSlot::Overflow(_)) => {
+                self.sizes.as_ref()?.overflow_route.as_deref()
+            }
         }
     }
 
@@ -807,9 +918,7 @@ impl RequestGuard {
     /// sizes on, and the route is not excluded): adapters skip watching the body otherwise.
     #[must_use]
     pub fn records_request_size(&self) -> bool {
-        self.metrics
-            .as_deref()
-            .is_some_and(|m| m.request_size.is_some())
+        self.shared().is_some_and(|m| m.request_size.is_some())
     }
 
     /// A counter for the adapter to add the request body's bytes to as the service reads
@@ -845,39 +954,27 @@ impl RequestGuard {
     /// Adds bytes of the response body (nothing when response sizes are not recorded).
     #[inline]
     pub fn add_response_bytes(&mut self, n: u64) {
-        if self
-            .metrics
-            .as_deref()
-            .is_some_and(|m| m.response_size.is_some())
-        {
+        if self.shared().is_some_and(|m| m.response_size.is_some()) {
             let sizes = self.sizes();
             sizes.response_bytes = sizes.response_bytes.saturating_add(n);
         }
     }
 
     /// The response body ended: records the request.
-    pub fn finish(mut self) {
-        self.record();
+    pub fn finish(self) {
+        // Recorded here, so the drop has nothing to record: skip it, and drop what is left.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        this.record(false);
+        drop(this.sizes.take());
     }
 
-    fn record(&mut self) {
-        let Some(shared) = self.metrics.take() else {
+    /// Records the request, once; `dropped` when the guard is dropped unfinished (then a
+    /// panicking thread means a panicking handler).
+    fn record(&mut self, dropped: bool) {
+        if matches!(self.target, Target::Off) {
             return;
-        };
-        let metrics = &**shared;
-        let elapsed_nanos = crate::clock::nanos_since(self.started);
-        let shard = crate::sharded::current();
-        // The in-flight series, found once: counted out of, then asked (unless it is the
-        // overflow series, which remembers nothing) where this route's requests end.
-        let remembering = match self.route {
-            RouteSlot::Unset => None,
-            RouteSlot::Series(index) | RouteSlot::Overflow(index) => {
-                let in_flight = metrics.in_flight.series(index);
-                in_flight.add(shard, -1);
-                matches!(self.route, RouteSlot::Series(_)).then_some(in_flight)
-            }
-        };
-        let status = if std::thread::panicking() {
+        }
+        let status = if dropped && std::thread::panicking() {
             STATUS_PANICKED
         } else {
             match self.status {
@@ -885,11 +982,46 @@ impl RequestGuard {
                 status => status,
             }
         };
-        let remembered =
-            remembering.and_then(|in_flight| Self::remembered_ends(metrics, in_flight, status));
-        let (counter, histogram) = match remembered {
-            Some(ends) => ends,
-            None => self.look_up_ends(metrics, status, remembering),
+        self.record_as(status);
+        self.target = Target::Off;
+    }
+
+    fn record_as(&self, status: u16) {
+        let elapsed_nanos = crate::clock::nanos_since(self.started);
+        let shard = crate::sharded::current();
+        let (metrics, (counter, histogram)) = match &self.target {
+            Target::Off => return,
+            Target::Route(series) => {
+                series.in_flight.add(shard, -1);
+                let ends = match series.end(status) {
+                    Some(end) => (end.requests.as_ref(), Some(&end.duration)),
+                    None => self.look_up_ends(&series.shared, status, Remember::Route(series)),
+                };
+                (&**series.shared, ends)
+            }
+            Target::Plain(shared, route) => {
+                // The in-flight series, found once: counted out of, then asked (unless it is
+                // the overflow series, which remembers nothing) where this route's requests
+                // end.
+                let remembering = match route {
+                    RouteSlot::Unset => None,
+                    RouteSlot::Series(index) | RouteSlot::Overflow(index) => {
+                        let in_flight = shared.in_flight.series(*index);
+                        in_flight.add(shard, -1);
+                        matches!(route, RouteSlot::Series(_)).then_some(in_flight)
+                    }
+                };
+                let remembered = remembering
+                    .and_then(|in_flight| Self::remembered_ends(shared, in_flight, status));
+                let ends = match (remembered, remembering) {
+                    (Some(ends), _) => ends,
+                    (None, Some(in_flight)) => {
+                        self.look_up_ends(shared, status, Remember::InFlight(in_flight))
+                    }
+                    (None, None) => self.look_up_ends(shared, status, Remember::Nothing),
+                };
+                (&***shared, ends)
+            }
         };
         if let Some(counter) = counter {
             counter.inc(shard);
@@ -938,7 +1070,7 @@ impl RequestGuard {
         if status == 405 {
             &metrics.unmatched
         } else {
-            self.route_str(metrics).unwrap_or(&metrics.unmatched)
+            self.route_str().unwrap_or(&metrics.unmatched)
         }
     }
 
@@ -959,15 +1091,15 @@ impl RequestGuard {
         Some((counter, Some(metrics.duration.live_series(duration)?)))
     }
 
-    /// Looks the series of this request's end up by their labels, and has the in-flight
-    /// series (`remembering`) remember where they are. An upgraded request has no histogram
-    /// series (its time is not a latency), so nothing is remembered for it.
+    /// Looks the series of this request's end up by their labels, and has `remember`
+    /// remember where they are. An upgraded request has no histogram series (its time is not
+    /// a latency), so nothing is remembered for it.
     #[cold]
     fn look_up_ends<'a>(
         &self,
         metrics: &'a Inner,
         status: u16,
-        remembering: Option<&InFlight>,
+        remember: Remember<'_>,
     ) -> (Option<&'a ShardedCounter>, Option<&'a ShardedHistogram>) {
         let mut code = itoa::Buffer::new();
         let class_digits;
@@ -1008,11 +1140,24 @@ impl RequestGuard {
         let Ok(duration_index) = duration_index else {
             return (counter, None);
         };
-        if let Some(in_flight) = remembering {
-            in_flight.remember(status, requests.map(|(_, index)| index), duration_index);
+        let requests = requests.map(|(_, index)| index);
+        match remember {
+            Remember::Route(series) => series.remember(status, requests, duration_index),
+            Remember::InFlight(in_flight) => in_flight.remember(status, requests, duration_index),
+            Remember::Nothing => {}
         }
         (counter, Some(metrics.duration.series(duration_index)))
     }
+}
+
+/// Where [`RequestGuard::look_up_ends`] remembers the series it found.
+enum Remember<'a> {
+    /// A hinted route's own series.
+    Route(&'a RouteSeries),
+    /// The in-flight series of a request that was looked up.
+    InFlight(&'a InFlight),
+    /// Nowhere: the in-flight series is the overflow series.
+    Nothing,
 }
 
 /// Counts the bytes of a request body as the service reads it; made by
@@ -1151,7 +1296,7 @@ impl crate::metric::sealed::Sealed for InFlight {
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.record();
+        self.record(true);
     }
 }
 
@@ -1576,6 +1721,82 @@ mod tests {
         assert!(matches!(err, Error::Conflict { .. }), "{err}");
     }
 
+    /// The lines of `registry`'s exposition that hold counts (not times or sizes, which
+    /// differ from run to run), sorted.
+    fn counts(registry: &Registry) -> Vec<String> {
+        let text = crate::encoding::text::encode(registry);
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|line| {
+                !line.starts_with('#')
+                    && (line.contains("_total{")
+                        || line.contains("_count{")
+                        || line.contains("in_flight{"))
+            })
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn hinted_routes_record_exactly_what_lookups_record() {
+        let configurations: [fn(HttpMetricsBuilder) -> HttpMetricsBuilder; 5] = [
+            |b| b,
+            |b| b.status_classes(true),
+            |b| b.naming(Naming::OpenTelemetry),
+            |b| b.body_sizes(true),
+            // Past the cap, requests go to the overflow series, which is counted per lookup.
+            |b| b.series_cap(4),
+        ];
+        // More statuses per route than a hint remembers, upgrades, 405s and requests that
+        // never got a response, on three threads.
+        let statuses = [
+            200_u16, 404, 500, 201, 304, 503, 418, 302, 405, 101, NO_STATUS,
+        ];
+        let routes = ["/users/{id}", "/orders/{id}", "/health"];
+        for (c, configure) in configurations.into_iter().enumerate() {
+            let (looked_up, hinted) = (Registry::new(), Registry::new());
+            let plain = configure(HttpMetrics::builder(&looked_up)).build().unwrap();
+            let fast = configure(HttpMetrics::builder(&hinted)).build().unwrap();
+            let hints: Vec<RouteHint> = routes.iter().map(|_| RouteHint::new()).collect();
+            std::thread::scope(|scope| {
+                for thread in 0..3 {
+                    let (plain, fast, hints) = (&plain, &fast, &hints);
+                    scope.spawn(move || {
+                        for i in 0..300 {
+                            let method = ["GET", "POST", "BREW"][(i + thread) % 3];
+                            let r = i % routes.len();
+                            let status = statuses[(i / 3 + thread) % statuses.len()];
+                            let guards = [
+                                plain.start(method, Some(routes[r])),
+                                fast.start_hinted(method, Some(routes[r]), &hints[r]),
+                            ];
+                            for mut guard in guards {
+                                guard.add_request_bytes(10);
+                                if status != NO_STATUS {
+                                    guard.response(status);
+                                    guard.add_response_bytes(100);
+                                }
+                                if status == 101 {
+                                    guard.upgraded();
+                                }
+                                if status == NO_STATUS {
+                                    drop(guard);
+                                } else {
+                                    guard.finish();
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+            let expected = counts(&looked_up);
+            assert!(expected.len() > 10, "configuration {c}: {expected:?}");
+            assert_eq!(counts(&hinted), expected, "configuration {c}");
+        }
+    }
+
     #[test]
     fn a_route_hint_records_what_a_lookup_would_for_every_method_and_recorder() {
         let (a, b) = (Registry::new(), Registry::new());
@@ -1665,7 +1886,7 @@ mod tests {
             .build()
             .unwrap();
         let guard = excluding.start_hinted("GET", route("/health"), &RouteHint::new());
-        assert!(!guard.records_request_size() && guard.metrics.is_none());
+        assert!(!guard.records_request_size() && matches!(guard.target, Target::Off));
     }
 
     #[test]
