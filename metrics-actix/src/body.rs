@@ -60,16 +60,23 @@ impl<B: MessageBody> MessageBody for MetricsBody<B> {
 
 /// Counts the request payload's real bytes as the handler reads them, when body sizes are
 /// recorded. The payload is wrapped into a boxed stream, which every extractor reads the same.
+#[inline]
 pub(crate) fn count_request_payload(
+    request: &mut actix_web::dev::ServiceRequest,
+    guard: &mut metrics_core::http::RequestGuard,
+) {
+    if guard.records_request_size() {
+        wrap_payload(request, guard);
+    }
+}
+
+fn wrap_payload(
     request: &mut actix_web::dev::ServiceRequest,
     guard: &mut metrics_core::http::RequestGuard,
 ) {
     use actix_web::dev::Payload;
     use actix_web::HttpMessage as _;
 
-    if !guard.records_request_size() {
-        return;
-    }
     let payload = request.take_payload();
     if matches!(payload, Payload::None) {
         request.set_payload(payload);

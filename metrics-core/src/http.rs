@@ -917,6 +917,7 @@ impl RequestGuard {
     /// Whether this request's body size is recorded (the recorder was built with body
     /// sizes on, and the route is not excluded): adapters skip watching the body otherwise.
     #[must_use]
+    #[inline]
     pub fn records_request_size(&self) -> bool {
         self.shared().is_some_and(|m| m.request_size.is_some())
     }
@@ -939,14 +940,18 @@ impl RequestGuard {
     ///
     /// The header is read (`content_length` called) only when this request's body size is
     /// recorded: with body sizes off, no request pays for the lookup.
+    #[inline]
     pub fn declared_request_length<'h>(
         &mut self,
         content_length: impl FnOnce() -> Option<&'h str>,
     ) {
-        if !self.records_request_size() {
-            return;
+        if self.records_request_size() {
+            self.declare_request_length(content_length());
         }
-        if let Some(length) = content_length().and_then(|v| v.trim().parse::<u64>().ok()) {
+    }
+
+    fn declare_request_length(&mut self, content_length: Option<&str>) {
+        if let Some(length) = content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
             self.add_request_bytes(length);
         }
     }
