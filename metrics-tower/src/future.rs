@@ -15,25 +15,16 @@ use crate::body::ResponseBody;
 pin_project! {
     /// The response future of [`Metrics`](crate::Metrics).
     pub struct ResponseFuture<F> {
+        // The inner service's future; `None` when the layer answered (the metrics endpoint).
+        // A struct, not an enum of the two cases, so that `Metrics::call` writes the inner
+        // future (often a few hundred bytes) in place instead of copying it twice.
         #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Metered {
-            #[pin]
-            future: F,
-            // Dropped with the future if the client goes away first: recorded as 499.
-            guard: Option<RequestGuard>,
-            headers_only: bool,
-        },
-        Endpoint {
-            response: Option<Response<Full<Bytes>>>,
-            guard: Option<RequestGuard>,
-        },
+        future: Option<F>,
+        // The endpoint's response, boxed: scrapes are rare.
+        endpoint: Option<Box<Response<Full<Bytes>>>>,
+        // Dropped with the future if the client goes away first: recorded as 499.
+        guard: Option<RequestGuard>,
+        headers_only: bool,
     }
 }
 
@@ -44,22 +35,27 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn metered(future: F, guard: Option<RequestGuard>, headers_only: bool) -> Self {
+    /// The future of a request to the inner service, whose `future` is built in place.
+    #[inline(always)]
+    pub(crate) fn metered(
+        future: impl FnOnce() -> F,
+        guard: Option<RequestGuard>,
+        headers_only: bool,
+    ) -> Self {
         Self {
-            kind: Kind::Metered {
-                future,
-                guard,
-                headers_only,
-            },
+            future: Some(future()),
+            endpoint: None,
+            guard,
+            headers_only,
         }
     }
 
     pub(crate) fn endpoint(response: Response<Full<Bytes>>, guard: Option<RequestGuard>) -> Self {
         Self {
-            kind: Kind::Endpoint {
-                response: Some(response),
-                guard,
-            },
+            future: None,
+            endpoint: Some(Box::new(response)),
+            guard,
+            headers_only: false,
         }
     }
 }
@@ -71,44 +67,37 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Metered {
-                future,
-                guard,
-                headers_only,
-            } => {
-                let result = ready!(future.poll(cx));
-                let mut guard = guard.take();
-                match result {
-                    Ok(response) => {
-                        let status = response.status();
-                        if let Some(guard) = guard.as_mut() {
-                            guard.response(status.as_u16());
-                            if status == StatusCode::SWITCHING_PROTOCOLS {
-                                guard.upgraded();
-                            }
-                        }
-                        if *headers_only {
-                            if let Some(guard) = guard.take() {
-                                guard.finish();
-                            }
-                        }
-                        Poll::Ready(Ok(response.map(|body| ResponseBody::metered(body, guard))))
-                    }
-                    Err(error) => {
-                        // The inner service failed without a response: a server error.
-                        if let Some(mut guard) = guard {
-                            guard.response(StatusCode::INTERNAL_SERVER_ERROR.as_u16());
-                            guard.finish();
-                        }
-                        Poll::Ready(Err(error))
+        let this = self.project();
+        let Some(future) = this.future.as_pin_mut() else {
+            let response = this.endpoint.take().map(|r| *r).unwrap_or_default();
+            let guard = this.guard.take();
+            return Poll::Ready(Ok(response.map(|body| ResponseBody::endpoint(body, guard))));
+        };
+        let result = ready!(future.poll(cx));
+        let mut guard = this.guard.take();
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                if let Some(guard) = guard.as_mut() {
+                    guard.response(status.as_u16());
+                    if status == StatusCode::SWITCHING_PROTOCOLS {
+                        guard.upgraded();
                     }
                 }
+                if *this.headers_only {
+                    if let Some(guard) = guard.take() {
+                        guard.finish();
+                    }
+                }
+                Poll::Ready(Ok(response.map(|body| ResponseBody::metered(body, guard))))
             }
-            KindProj::Endpoint { response, guard } => {
-                let response = response.take().unwrap_or_default();
-                let guard = guard.take();
-                Poll::Ready(Ok(response.map(|body| ResponseBody::endpoint(body, guard))))
+            Err(error) => {
+                // The inner service failed without a response: a server error.
+                if let Some(mut guard) = guard {
+                    guard.response(StatusCode::INTERNAL_SERVER_ERROR.as_u16());
+                    guard.finish();
+                }
+                Poll::Ready(Err(error))
             }
         }
     }

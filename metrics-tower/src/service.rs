@@ -163,7 +163,8 @@ where
         }
         let mut guard = self.start(&request);
         watch_request_body(&mut request, guard.as_mut());
-        ResponseFuture::metered(self.inner.call(request), guard, self.shared().headers_only)
+        let headers_only = self.shared().headers_only;
+        ResponseFuture::metered(|| self.inner.call(request), guard, headers_only)
     }
 }
 
