@@ -372,46 +372,48 @@ where
         let Some(future) = this.future.as_pin_mut() else {
             return Poll::Pending;
         };
-        let result = std::task::ready!(future.poll(cx));
-        let mut guard = this.guard.take();
-        let guess = this.guess.take();
-        match result {
-            Ok(response) => {
-                let status = response.status();
-                if let Some(guard) = guard.as_mut() {
-                    if let Some(guess) = guess {
-                        // After routing, actix answers from the resource it routed to.
-                        let actual = response.request().match_pattern();
-                        settle(guard, *guess, actual.as_deref());
-                    }
-                    guard.response(status.as_u16());
-                    if status == StatusCode::SWITCHING_PROTOCOLS {
-                        guard.upgraded();
-                    }
-                }
-                if *this.headers_only {
-                    if let Some(guard) = guard.take() {
-                        guard.finish();
-                    }
-                }
-                Poll::Ready(Ok(response
-                    // One rebuild of the response, not two (`map_into_left_body` is another).
-                    .map_body(|_, body| {
-                        EitherBody::left(MetricsBody::new(body, guard))
-                    })))
-            }
+        let response = match std::task::ready!(future.poll(cx)) {
+            Ok(response) => response,
             Err(error) => {
-                // The error becomes a response with its ResponseError's status.
-                if let Some(mut guard) = guard {
-                    if let Some(guess) = guess {
-                        let actual = guess.walk();
-                        settle(&mut guard, *guess, actual.as_deref());
-                    }
-                    guard.response(error.as_response_error().status_code().as_u16());
-                    guard.finish();
-                }
-                Poll::Ready(Err(error))
+                failed(this.guard.take(), this.guess.take(), &error);
+                return Poll::Ready(Err(error));
+            }
+        };
+        let mut guard = this.guard.take();
+        let status = response.status();
+        if let Some(guard) = guard.as_mut() {
+            if let Some(guess) = this.guess.take() {
+                // After routing, actix answers from the resource it routed to.
+                let actual = response.request().match_pattern();
+                settle(guard, *guess, actual.as_deref());
+            }
+            guard.response(status.as_u16());
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                guard.upgraded();
             }
         }
+        if *this.headers_only {
+            if let Some(guard) = guard.take() {
+                guard.finish();
+            }
+        }
+        // One rebuild of the response, not two (`map_into_left_body` is another).
+        Poll::Ready(Ok(response.map_body(|_, body| {
+            EitherBody::left(MetricsBody::new(body, guard))
+        })))
+    }
+}
+
+/// The inner service failed: the error becomes a response with its `ResponseError`'s
+/// status, which is what the request is recorded with.
+#[cold]
+fn failed(guard: Option<RequestGuard>, guess: Option<Box<Guess>>, error: &actix_web::Error) {
+    if let Some(mut guard) = guard {
+        if let Some(guess) = guess {
+            let actual = guess.walk();
+            settle(&mut guard, *guess, actual.as_deref());
+        }
+        guard.response(error.as_response_error().status_code().as_u16());
+        guard.finish();
     }
 }
