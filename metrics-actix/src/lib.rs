@@ -53,8 +53,9 @@
 //!   requested): that one request is counted in flight under the guessed route until its
 //!   response starts.
 //!
-//! Each route pattern also remembers, per method, where its in-flight series are, so that a
-//! request does not look them up by their labels either.
+//! Each route pattern also keeps, per method, its series (the in-flight gauge, and the
+//! counter and histogram of the statuses its requests end with), so that a request does not
+//! look them up by their labels either.
 //!
 //! # The metrics endpoint
 //!
