@@ -50,7 +50,7 @@
 //!   panicking handler `500` (or whatever a `CatchPanicLayer` inside answers), an error from
 //!   the inner service `500`; the in-flight gauge always returns to zero. Upgraded connections
 //!   (WebSocket) are counted but kept out of the latency histogram.
-
+//!
 //! `Router::layer` wraps each route's handler in a service of its own, and each such service
 //! keeps its route's series (through [`metrics_core::http::RouteHint`]): a request routed by
 //! axum goes straight to them, with no labels hashed. Routes from the templater vary from
