@@ -24,8 +24,8 @@
 //! Paths that none of these answer (the first of each shape, unmatched paths) take the walk.
 //!
 //! Each pattern (and the answer "no route") is one [`Entry`], shared by every path that has
-//! it, with a [`RouteHint`]: where the pattern's in-flight series are, so that the recorder
-//! does not look them up by their labels for every request.
+//! it, with a [`RouteHint`]: the pattern's series, so that the recorder does not look them up
+//! by their labels for every request.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -523,8 +523,9 @@ impl HttpMetrics {
     }
 
     /// [`start`](Self::start) for an adapter that keeps a [`RouteHint`] per route: the
-    /// first request of each method finds the route's in-flight series by its labels, and the
-    /// hint remembers where it is, so that the next ones skip the lookup.
+    /// first request of each method (on each shard) finds the route's in-flight series by its
+    /// labels, and the first of each status its counter and histogram; the hint keeps them,
+    /// so that the next requests go straight to them.
     ///
     /// A hint binds to the recorder and the route of its first request. Given with another
     /// recorder or another route, it is not used, and the request is looked up as by
