@@ -47,7 +47,7 @@
 //! # Ok::<(), metrics_core::Error>(())
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
@@ -527,7 +527,8 @@ impl HttpMetrics {
     /// labels, and the first of each status its counter and histogram; the hint keeps them,
     /// so that the next requests go straight to them.
     ///
-    /// A hint binds to the recorder and the route of its first request. Given with another
+    /// A hint binds to the recorder and the route of its second request (its first is looked
+    /// up, so that a hint used once costs nothing more than `start`). Given with another
     /// recorder or another route, it is not used, and the request is looked up as by
     /// [`start`](Self::start): still right, only not faster.
     ///
@@ -560,13 +561,24 @@ impl HttpMetrics {
         let Some(shared) = shared else {
             return guard;
         };
-        let bound = hint.bound.get_or_init(|| Bound {
-            recorder: Arc::clone(&self.shared),
-            route: route.into(),
-            series: (0..METHODS.len() * self.shared.len())
-                .map(|_| OnceLock::new())
-                .collect(),
-        });
+        let bound = match hint.bound.get() {
+            Some(bound) => bound,
+            // A hint's first request is looked up, as by `start`: a hint that never sees a
+            // second one (axum re-applies the layers of a router that is not served through
+            // `with_state` for every request, each time with a new hint) costs nothing more.
+            None if !hint.used.load(Ordering::Relaxed) => {
+                hint.used.store(true, Ordering::Relaxed);
+                guard.enter(shared, route, shard);
+                return guard;
+            }
+            None => hint.bound.get_or_init(|| Bound {
+                recorder: Arc::clone(&self.shared),
+                route: route.into(),
+                series: (0..METHODS.len() * self.shared.len())
+                    .map(|_| OnceLock::new())
+                    .collect(),
+            }),
+        };
         if !Arc::ptr_eq(&bound.recorder, &self.shared) || *bound.route != *route {
             guard.enter(shared, route, shard);
             return guard;
@@ -623,10 +635,13 @@ impl HttpMetrics {
 /// Where one route's series are, for [`HttpMetrics::start_hinted`]: an adapter that keeps
 /// state per route (metrics-actix per route pattern, metrics-tower per service that axum's
 /// `Router::layer` wraps) keeps one of these with it, and its requests go straight to their
-/// series, with neither their labels hashed nor their series looked up. Empty until the first
-/// request; then bound to that request's recorder and route. Shared freely between threads.
+/// series, with neither their labels hashed nor their series looked up. Empty until its
+/// second request (the first is looked up); then bound to that request's recorder and route.
+/// Shared freely between threads.
 #[derive(Debug, Default)]
 pub struct RouteHint {
+    /// Whether a request came with the hint yet.
+    used: AtomicBool,
     bound: OnceLock<Bound>,
 }
 
@@ -1747,27 +1762,31 @@ mod tests {
 
     #[test]
     fn hinted_routes_record_exactly_what_lookups_record() {
-        let configurations: [fn(HttpMetricsBuilder) -> HttpMetricsBuilder; 5] = [
-            |b| b,
-            |b| b.status_classes(true),
-            |b| b.naming(Naming::OpenTelemetry),
-            |b| b.body_sizes(true),
+        type Configure = fn(HttpMetricsBuilder) -> HttpMetricsBuilder;
+        // Each with the threads it runs on.
+        let configurations: [(Configure, usize); 5] = [
+            (|b| b, 3),
+            (|b| b.status_classes(true), 3),
+            (|b| b.naming(Naming::OpenTelemetry), 3),
+            (|b| b.body_sizes(true), 3),
             // Past the cap, requests go to the overflow series, which is counted per lookup.
-            |b| b.series_cap(4),
+            // On one thread: which label sets take the four places depends on the order the
+            // threads reach each registry in.
+            (|b| b.series_cap(4), 1),
         ];
         // More statuses per route than a hint remembers, upgrades, 405s and requests that
-        // never got a response, on three threads.
+        // never got a response, on three threads (one with a cap).
         let statuses = [
             200_u16, 404, 500, 201, 304, 503, 418, 302, 405, 101, NO_STATUS,
         ];
         let routes = ["/users/{id}", "/orders/{id}", "/health"];
-        for (c, configure) in configurations.into_iter().enumerate() {
+        for (c, (configure, threads)) in configurations.into_iter().enumerate() {
             let (looked_up, hinted) = (Registry::new(), Registry::new());
             let plain = configure(HttpMetrics::builder(&looked_up)).build().unwrap();
             let fast = configure(HttpMetrics::builder(&hinted)).build().unwrap();
             let hints: Vec<RouteHint> = routes.iter().map(|_| RouteHint::new()).collect();
             std::thread::scope(|scope| {
-                for thread in 0..3 {
+                for thread in 0..threads {
                     let (plain, fast, hints) = (&plain, &fast, &hints);
                     scope.spawn(move || {
                         for i in 0..300 {
@@ -1886,6 +1905,16 @@ mod tests {
         });
         assert_eq!(total(&a, "GET", "200"), Some(202.0));
         assert_eq!(in_flight(&a, "GET"), Some(0.0));
+        // A hint used once is never bound (nothing kept, nothing allocated); the second
+        // request binds it.
+        let once = RouteHint::new();
+        for bound in [false, true] {
+            let mut guard = first.start_hinted("GET", route("/users/{id}"), &once);
+            guard.response(200);
+            guard.finish();
+            assert_eq!(once.bound.get().is_some(), bound);
+        }
+        assert_eq!(total(&a, "GET", "200"), Some(204.0));
         // An excluded route records nothing, hint or not.
         let excluding = HttpMetrics::builder(&Registry::new())
             .exclude_route("/health")
