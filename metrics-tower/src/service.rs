@@ -1,7 +1,7 @@
 //! [`Metrics`]: the service a [`MetricsLayer`](crate::MetricsLayer) wraps around yours.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -17,11 +17,24 @@ use crate::future::ResponseFuture;
 use crate::layer::{EndpointRequest, Shared};
 
 /// Records every request through `S`; made by [`MetricsLayer`](crate::MetricsLayer).
-#[derive(Clone)]
 pub struct Metrics<S> {
     inner: S,
-    /// Clones (axum clones a route's service for every request) share it.
-    wrapped: Arc<Wrapped>,
+    state: State,
+}
+
+/// The layer's state, and the route hint that a wrapped service and its clones share.
+enum State {
+    /// As [`Layer::layer`](tower_layer::Layer::layer) made it; the hint is made at the first
+    /// clone. A served axum router clones each route's service for every request, so its
+    /// requests all share the hint. A router that is not served through `with_state`
+    /// re-applies its layers for every request and calls the result without cloning it: such
+    /// a wrapper serves one request, and allocates nothing for it.
+    Made {
+        shared: Arc<Shared>,
+        wrapped: OnceLock<Arc<Wrapped>>,
+    },
+    /// A clone, sharing its original's hint.
+    Cloned(Arc<Wrapped>),
 }
 
 /// What one service the layer wrapped keeps: the layer's state, and a hint of where its
@@ -40,19 +53,48 @@ impl<S: fmt::Debug> fmt::Debug for Metrics<S> {
     }
 }
 
+impl<S: Clone> Clone for Metrics<S> {
+    fn clone(&self) -> Self {
+        let wrapped = match &self.state {
+            State::Made { shared, wrapped } => wrapped.get_or_init(|| {
+                Arc::new(Wrapped {
+                    shared: Arc::clone(shared),
+                    hint: RouteHint::new(),
+                })
+            }),
+            State::Cloned(wrapped) => wrapped,
+        };
+        Self {
+            inner: self.inner.clone(),
+            state: State::Cloned(Arc::clone(wrapped)),
+        }
+    }
+}
+
 impl<S> Metrics<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         Self {
             inner,
-            wrapped: Arc::new(Wrapped {
+            state: State::Made {
                 shared,
-                hint: RouteHint::new(),
-            }),
+                wrapped: OnceLock::new(),
+            },
         }
     }
 
     fn shared(&self) -> &Shared {
-        &self.wrapped.shared
+        match &self.state {
+            State::Made { shared, .. } => shared,
+            State::Cloned(wrapped) => &wrapped.shared,
+        }
+    }
+
+    /// The route hint, once this wrapper was cloned.
+    fn hint(&self) -> Option<&RouteHint> {
+        match &self.state {
+            State::Made { wrapped, .. } => wrapped.get().map(|wrapped| &wrapped.hint),
+            State::Cloned(wrapped) => Some(&wrapped.hint),
+        }
     }
 
     /// The response of the metrics endpoint, when this request is for it.
@@ -111,15 +153,15 @@ impl<S> Metrics<S> {
     }
 
     /// Calls `f` with the route template (axum's `MatchedPath`, then the templater, else
-    /// `None`: unmatched), and with this service's route hint unless the route came from the
-    /// templater (whose routes vary from request to request). Borrowed, not copied: the
-    /// recorder keeps the route in its series.
+    /// `None`: unmatched), and with this service's route hint, if it has one, unless the route
+    /// came from the templater (whose routes vary from request to request). Borrowed, not
+    /// copied: the recorder keeps the route in its series.
     fn with_route<B, T>(
         &self,
         request: &Request<B>,
         f: impl FnOnce(Option<&str>, Option<&RouteHint>) -> T,
     ) -> T {
-        let hint = Some(&self.wrapped.hint);
+        let hint = self.hint();
         #[cfg(feature = "axum")]
         if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
             return f(Some(matched.as_str()), hint);

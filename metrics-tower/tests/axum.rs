@@ -610,8 +610,8 @@ async fn a_served_router_records_each_route_under_its_own_template() {
         assert_eq!(in_flight(&registry, method, route), Some(0.0));
     }
 
-    // One wrapped service mounted under two routes: its clones share one route hint, bound
-    // to the first route it saw; the other route's requests are still its own.
+    // One wrapped service mounted under two routes: its clones share one route hint, which
+    // binds to one of them; the other route's requests are still its own.
     let registry = Registry::new();
     let service = tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(http::Response::new(Body::from("x")))
