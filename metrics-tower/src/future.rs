@@ -35,15 +35,11 @@ impl<F> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    /// The future of a request to the inner service, whose `future` is built in place.
-    #[inline(always)]
-    pub(crate) fn metered(
-        future: impl FnOnce() -> F,
-        guard: Option<RequestGuard>,
-        headers_only: bool,
-    ) -> Self {
+    /// The future of a request to the inner service.
+    #[inline]
+    pub(crate) fn metered(future: F, guard: Option<RequestGuard>, headers_only: bool) -> Self {
         Self {
-            future: Some(future()),
+            future: Some(future),
             endpoint: None,
             guard,
             headers_only,

@@ -205,8 +205,7 @@ where
         }
         let mut guard = self.start(&request);
         watch_request_body(&mut request, guard.as_mut());
-        let headers_only = self.shared().headers_only;
-        ResponseFuture::metered(|| self.inner.call(request), guard, headers_only)
+        ResponseFuture::metered(self.inner.call(request), guard, self.shared().headers_only)
     }
 }
 
