@@ -380,23 +380,12 @@ where
             }
         };
         let mut guard = this.guard.take();
-        let status = response.status();
-        if let Some(guard) = guard.as_mut() {
-            if let Some(guess) = this.guess.take() {
-                // After routing, actix answers from the resource it routed to.
-                let actual = response.request().match_pattern();
-                settle(guard, *guess, actual.as_deref());
-            }
-            guard.response(status.as_u16());
-            if status == StatusCode::SWITCHING_PROTOCOLS {
-                guard.upgraded();
-            }
+        if let (Some(guard), Some(guess)) = (guard.as_mut(), this.guess.take()) {
+            // After routing, actix answers from the resource it routed to.
+            let actual = response.request().match_pattern();
+            settle(guard, *guess, actual.as_deref());
         }
-        if *this.headers_only {
-            if let Some(guard) = guard.take() {
-                guard.finish();
-            }
-        }
+        RequestGuard::headers_ready(&mut guard, response.status().as_u16(), *this.headers_only);
         // One rebuild of the response, not two (`map_into_left_body` is another).
         Poll::Ready(Ok(response.map_body(|_, body| {
             EitherBody::left(MetricsBody::new(body, guard))

@@ -3,9 +3,9 @@
 //!
 //! An adapter calls [`HttpMetrics::start`] when a request arrives and keeps the returned
 //! [`RequestGuard`] alive until the response body has ended (inside the body wrapper): it
-//! tells the guard the route once routing knows it, the status when the response starts, and
-//! the bytes as they pass; [`RequestGuard::finish`] records at the end of the body. A guard
-//! dropped early still records:
+//! tells the guard the route once routing knows it, the status when the response starts
+//! ([`RequestGuard::headers_ready`]), and the bytes as they pass; [`RequestGuard::finish`]
+//! records at the end of the body. A guard dropped early still records:
 //!
 //! | how the request ended | status label | latency recorded |
 //! |---|---|---|
@@ -910,6 +910,26 @@ impl RequestGuard {
         self.status = status;
     }
 
+    /// The response's headers are ready with `status` (a `101 Switching Protocols` marks the
+    /// connection upgraded): the adapter's `guard` (if it records this request) then goes with
+    /// the body until the body ends. With `stop_clock` (the adapters' headers-only option), it
+    /// records the request now instead, and `guard` is left empty.
+    #[inline]
+    pub fn headers_ready(guard: &mut Option<Self>, status: u16, stop_clock: bool) {
+        let Some(this) = guard.as_mut() else {
+            return;
+        };
+        this.response(status);
+        if status == 101 {
+            this.upgraded();
+        }
+        if stop_clock {
+            if let Some(this) = guard.take() {
+                this.finish();
+            }
+        }
+    }
+
     /// The connection was upgraded (WebSocket): the request is counted but its time is not a
     /// latency.
     pub fn upgraded(&mut self) {
@@ -1525,6 +1545,40 @@ mod tests {
             value(&registry, "http_request_duration_seconds_count", &labels),
             None
         );
+    }
+
+    #[test]
+    fn headers_ready_keeps_the_guard_for_the_body_or_records_at_the_headers() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::builder(&registry).build().unwrap();
+        let labels = |status| [("method", "GET"), ("route", "/r"), ("status", status)];
+        let count = |status| value(&registry, "http_requests_total", &labels(status));
+        let timed = |status| {
+            value(
+                &registry,
+                "http_request_duration_seconds_count",
+                &labels(status),
+            )
+        };
+        // Kept for the body: nothing recorded until it finishes.
+        let mut body = Some(metrics.start("GET", route("/r")));
+        RequestGuard::headers_ready(&mut body, 200, false);
+        assert_eq!(count("200"), None);
+        body.expect("kept for the body").finish();
+        assert_eq!((count("200"), timed("200")), (Some(1.0), Some(1.0)));
+        // The clock stops at the headers: recorded now, nothing left to keep.
+        let mut none = Some(metrics.start("GET", route("/r")));
+        RequestGuard::headers_ready(&mut none, 204, true);
+        assert!(none.is_none());
+        assert_eq!((count("204"), timed("204")), (Some(1.0), Some(1.0)));
+        // A 101 is an upgrade: counted, not timed.
+        let mut ws = Some(metrics.start("GET", route("/r")));
+        RequestGuard::headers_ready(&mut ws, 101, false);
+        drop(ws);
+        // No guard (an excluded route): nothing to do.
+        let mut excluded = None;
+        RequestGuard::headers_ready(&mut excluded, 200, true);
+        assert_eq!((count("101"), timed("101")), (Some(1.0), None));
     }
 
     #[test]

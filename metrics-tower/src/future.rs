@@ -73,18 +73,8 @@ where
         let mut guard = this.guard.take();
         match result {
             Ok(response) => {
-                let status = response.status();
-                if let Some(guard) = guard.as_mut() {
-                    guard.response(status.as_u16());
-                    if status == StatusCode::SWITCHING_PROTOCOLS {
-                        guard.upgraded();
-                    }
-                }
-                if *this.headers_only {
-                    if let Some(guard) = guard.take() {
-                        guard.finish();
-                    }
-                }
+                let status = response.status().as_u16();
+                RequestGuard::headers_ready(&mut guard, status, *this.headers_only);
                 Poll::Ready(Ok(response.map(|body| ResponseBody::metered(body, guard))))
             }
             Err(error) => {
