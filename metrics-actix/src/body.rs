@@ -9,11 +9,23 @@ use metrics_core::http::RequestGuard;
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// A response body timed until it ends or is dropped (a client that went away mid-body).
+    /// A response body timed until it ends or is dropped (a client that went away mid-body):
+    /// the app's body, or the metrics endpoint's.
     pub struct MetricsBody<B> {
         #[pin]
-        body: B,
+        body: Body<B>,
         guard: Option<RequestGuard>,
+    }
+}
+
+pin_project! {
+    /// One type for both bodies the middleware answers with, so that neither is wrapped in an
+    /// `EitherBody` (another match per chunk, and a wider response to move).
+    #[project = BodyProj]
+    enum Body<B> {
+        App { #[pin] body: B },
+        /// The metrics endpoint's, taken at the first poll.
+        Endpoint { body: Option<Bytes> },
     }
 }
 
@@ -25,7 +37,18 @@ impl<B> std::fmt::Debug for MetricsBody<B> {
 
 impl<B> MetricsBody<B> {
     pub(crate) fn new(body: B, guard: Option<RequestGuard>) -> Self {
-        Self { body, guard }
+        Self {
+            body: Body::App { body },
+            guard,
+        }
+    }
+
+    /// The metrics endpoint's answer.
+    pub(crate) fn endpoint(body: Bytes, guard: Option<RequestGuard>) -> Self {
+        Self {
+            body: Body::Endpoint { body: Some(body) },
+            guard,
+        }
     }
 }
 
@@ -33,7 +56,12 @@ impl<B: MessageBody> MessageBody for MetricsBody<B> {
     type Error = B::Error;
 
     fn size(&self) -> BodySize {
-        self.body.size()
+        match &self.body {
+            Body::App { body } => body.size(),
+            Body::Endpoint { body } => {
+                BodySize::Sized(body.as_ref().map_or(0, |body| body.len() as u64))
+            }
+        }
     }
 
     fn poll_next(
@@ -41,7 +69,10 @@ impl<B: MessageBody> MessageBody for MetricsBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let chunk = ready!(this.body.poll_next(cx));
+        let chunk = match this.body.project() {
+            BodyProj::App { body } => ready!(body.poll_next(cx)),
+            BodyProj::Endpoint { body } => body.take().filter(|b| !b.is_empty()).map(Ok),
+        };
         match &chunk {
             Some(Ok(bytes)) => {
                 if let Some(guard) = this.guard.as_mut() {

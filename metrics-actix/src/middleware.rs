@@ -7,10 +7,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::MessageBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use bytes::Bytes;
 use metrics_core::http::{endpoint_response, HttpMetrics, HttpMetricsBuilder, RequestGuard};
 use metrics_core::{Error, Registry};
 use pin_project_lite::pin_project;
@@ -170,7 +172,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<EitherBody<MetricsBody<B>>>;
+    type Response = ServiceResponse<MetricsBody<B>>;
     type Error = actix_web::Error;
     type Transform = MetricsMiddleware<S>;
     type InitError = ();
@@ -201,7 +203,7 @@ impl<S> fmt::Debug for MetricsMiddleware<S> {
 
 impl<S> MetricsMiddleware<S> {
     /// The endpoint's response, when this request is for it.
-    fn endpoint(&self, request: &ServiceRequest) -> Option<HttpResponse> {
+    fn endpoint(&self, request: &ServiceRequest) -> Option<HttpResponse<Bytes>> {
         let path = self.shared.endpoint.as_deref()?;
         if request.path() != path {
             return None;
@@ -224,12 +226,16 @@ impl<S> MetricsMiddleware<S> {
         );
         let status =
             StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, answer.content_type));
+        let mut response = HttpResponse::with_body(status, Bytes::from(answer.body));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(answer.content_type),
+        );
         if let Some(allow) = answer.allow {
-            response.insert_header((header::ALLOW, allow));
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        Some(response.body(answer.body))
+        Some(response)
     }
 
     /// Starts recording `request`, with a guess of its route to check after routing when
@@ -259,7 +265,7 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    type Response = ServiceResponse<EitherBody<MetricsBody<B>>>;
+    type Response = ServiceResponse<MetricsBody<B>>;
     type Error = actix_web::Error;
     type Future = MetricsResponse<S::Future, B>;
 
@@ -282,7 +288,7 @@ where
             };
             let response = request
                 .into_response(response)
-                .map_body(|_, body| EitherBody::right(MetricsBody::new(body, guard).boxed()));
+                .map_body(|_, body| MetricsBody::endpoint(body, guard));
             return MetricsResponse::ready(response);
         }
         let mut request = request;
@@ -314,7 +320,7 @@ pin_project! {
         future: Option<F>,
         // The endpoint's response, boxed: scrapes are rare, and this future is moved several
         // times on its way to the server (a few hundred bytes copied per request otherwise).
-        ready: Option<Box<ServiceResponse<EitherBody<MetricsBody<B>>>>>,
+        ready: Option<Box<ServiceResponse<MetricsBody<B>>>>,
         // Dropped with the future if the client goes away first: recorded as 499.
         guard: Option<RequestGuard>,
         // A route guessed before routing, checked when the response comes; boxed, as only
@@ -346,7 +352,7 @@ impl<F, B> MetricsResponse<F, B> {
         }
     }
 
-    fn ready(response: ServiceResponse<EitherBody<MetricsBody<B>>>) -> Self {
+    fn ready(response: ServiceResponse<MetricsBody<B>>) -> Self {
         Self {
             future: None,
             ready: Some(Box::new(response)),
@@ -362,7 +368,7 @@ where
     F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
     B: MessageBody,
 {
-    type Output = Result<ServiceResponse<EitherBody<MetricsBody<B>>>, actix_web::Error>;
+    type Output = Result<ServiceResponse<MetricsBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -386,10 +392,9 @@ where
             settle(guard, *guess, actual.as_deref());
         }
         RequestGuard::headers_ready(&mut guard, response.status().as_u16(), *this.headers_only);
-        // One rebuild of the response, not two (`map_into_left_body` is another).
-        Poll::Ready(Ok(response.map_body(|_, body| {
-            EitherBody::left(MetricsBody::new(body, guard))
-        })))
+        Poll::Ready(Ok(
+            response.map_body(|_, body| MetricsBody::new(body, guard))
+        ))
     }
 }
 

@@ -237,10 +237,25 @@ async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off
         None,
         "not counted"
     );
+    let head = test::call_service(
+        &app,
+        test::TestRequest::default()
+            .method(Method::HEAD)
+            .uri("/metrics")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(
-        send(&app, Method::POST, "/metrics").await,
-        StatusCode::METHOD_NOT_ALLOWED
+        head.headers().get("content-type").unwrap(),
+        metrics_core::encoding::text::CONTENT_TYPE
     );
+    assert!(test::read_body(head).await.is_empty());
+    let post =
+        test::call_service(&app, test::TestRequest::post().uri("/metrics").to_request()).await;
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers().get("allow").unwrap(), "GET, HEAD");
+    assert_eq!(test::read_body(post).await, "use GET\n");
 
     let guarded = Registry::new();
     let app = test::init_service(
@@ -249,6 +264,7 @@ async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off
                 Metrics::builder()
                     .registry(&guarded)
                     .endpoint(Some("/internal/metrics"))
+                    .count_endpoint(true)
                     .endpoint_access(|request| request.headers().contains_key("x-token"))
                     .build()
                     .unwrap(),
@@ -264,14 +280,26 @@ async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off
         .uri("/internal/metrics")
         .insert_header(("x-token", "yes"))
         .to_request();
-    assert_eq!(
-        test::call_service(&app, allowed).await.status(),
-        StatusCode::OK
+    let scrape = test::call_service(&app, allowed).await;
+    assert_eq!(scrape.status(), StatusCode::OK);
+    let body = test::read_body(scrape).await;
+    assert!(
+        std::str::from_utf8(&body)
+            .unwrap()
+            .contains("# TYPE http_requests_total counter"),
+        "the scrape is the registry's exposition"
     );
     assert_eq!(
         send(&app, Method::GET, "/metrics").await,
         StatusCode::NOT_FOUND
     );
+    assert_eq!(
+        total(&guarded, "GET", UNMATCHED_ROUTE, "403"),
+        Some(1.0),
+        "counted when asked"
+    );
+    assert_eq!(total(&guarded, "GET", UNMATCHED_ROUTE, "200"), Some(1.0));
+    assert_eq!(in_flight(&guarded, "GET", UNMATCHED_ROUTE), Some(0.0));
 }
 
 #[actix_web::test]
