@@ -11,7 +11,9 @@
 //!
 //! Workloads: an axum router (`GET /users/42` through `ServiceExt::oneshot`), and an
 //! actix-web app (`actix_web::test::call_service`) on a repeated path with a parameter, a
-//! static route, and a new id every request; each body is read to the end.
+//! static route, and a new id every request; each body is read to the end. The timed run
+//! ends with what a clock read and an `Arc` taken and dropped cost in the same rounds: steps
+//! that every recorded request takes, whatever the middleware.
 //!
 //! Instructions instead of time: `paired --count WORKLOAD VARIANT REQUESTS` runs one variant
 //! of one workload (both numbered from 0, in the order above) for that many requests after a
@@ -37,6 +39,9 @@ const BATCH: u64 = 4_000;
 
 /// Runs one batch of requests through a variant, starting at request number `first`.
 type Batch = Box<dyn FnMut(u64)>;
+
+/// One step of [`fixed_costs`].
+type Step = Box<dyn Fn()>;
 
 /// What a run does.
 enum Mode {
@@ -93,6 +98,63 @@ fn main() {
         actix_workload(&mode, "actix, a new id every request", |i| {
             format!("/users/{}", i * 7919 % 100_000)
         });
+    }
+    if let Mode::Timed { rounds } = mode {
+        fixed_costs(rounds);
+    }
+}
+
+/// What the steps that every recorded request takes, whatever the middleware, cost in this
+/// run: a read of the clock vitals times requests with (twice per request), of the one the
+/// peers use, and the atomic pair of an `Arc` taken and dropped (once per request). They
+/// explain why vitals' time is a larger share of the peer's than its instructions are.
+fn fixed_costs(rounds: usize) {
+    const STEPS: u64 = 100_000;
+    let clock = quanta::Clock::new();
+    let shared = std::sync::Arc::new(0u64);
+    let steps: Vec<(&str, Step)> = vec![
+        (
+            "an empty step",
+            Box::new(|| {
+                black_box(0u64);
+            }),
+        ),
+        (
+            "a read of vitals' clock (quanta)",
+            Box::new(move || {
+                black_box(clock.raw());
+            }),
+        ),
+        (
+            "Instant::now()",
+            Box::new(|| {
+                black_box(Instant::now());
+            }),
+        ),
+        (
+            "an Arc taken and dropped",
+            Box::new(move || {
+                drop(black_box(std::sync::Arc::clone(&shared)));
+            }),
+        ),
+    ];
+    let mut times = vec![Vec::with_capacity(rounds); steps.len()];
+    for round in 0..rounds {
+        for k in 0..steps.len() {
+            let s = (round + k) % steps.len();
+            let step = &steps[s].1;
+            let start = Instant::now();
+            for _ in 0..STEPS {
+                step();
+            }
+            #[allow(clippy::cast_precision_loss)]
+            times[s].push(start.elapsed().as_nanos() as f64 / STEPS as f64);
+        }
+    }
+    println!("Steps every request takes, in the same run (ns each, median over the rounds):");
+    for (k, (name, _)) in steps.iter().enumerate() {
+        let (low, mid, high) = quartiles(&times[k]);
+        println!("  {name:<34} {mid:>5.1} ns ({low:.1} to {high:.1})");
     }
 }
 
