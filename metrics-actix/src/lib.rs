@@ -42,16 +42,23 @@
 //! with regexes, which would be the largest part of the middleware's cost, so each worker
 //! avoids the walk for most requests:
 //!
-//! - it remembers every static route, and up to 512 recent paths seen at least twice (exact:
-//!   the answer depends on the path alone; bounded memory);
+//! - it remembers every static route, and up to 512 recent paths seen at least twice (the
+//!   answer depends on the path alone, but for the one limit below; bounded memory);
 //! - a path not seen before, such as `/users/8127`, is matched against the dynamic patterns
-//!   the walk found so far, and the guess is checked against actix's own answer once actix
-//!   has routed the request (when that answer is nearly free). The request is recorded under
-//!   actix's answer; a pattern guessed wrong once is not guessed again on that worker. A
-//!   guess can only be wrong when routes overlap in a way a route-shaped match orders
-//!   differently from actix (say `/users/admin` registered before `/users/{id}` and not yet
-//!   requested): that one request is counted in flight under the guessed route until its
-//!   response starts.
+//!   the walk found so far.
+//!
+//! A guess, or a walk, is checked against actix's own answer once actix has routed the
+//! request (when that answer is nearly free), and the request is recorded under actix's
+//! answer; only right answers are remembered, and a pattern guessed wrong once is not guessed
+//! again on that worker. So a path rewritten by a middleware inside this one (such as
+//! `NormalizePath` wrapped before `Metrics`), or sent elsewhere by a guard, is still recorded
+//! under the route actix gave it. A wrong answer only ever shows in the in-flight gauge, for
+//! that one request, until its response starts. Paths are taken as actix routes them,
+//! percent-decoded.
+//!
+//! One limit: remembered paths are not checked again. If guards send one path to different
+//! patterns from request to request (two scopes with overlapping patterns told apart by a
+//! header or host), its requests are recorded under the pattern it was remembered with.
 //!
 //! Each route pattern also keeps, per method, its series (the in-flight gauge, and the
 //! counter and histogram of the statuses its requests end with), so that a request does not

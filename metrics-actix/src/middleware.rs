@@ -18,7 +18,7 @@ use metrics_core::{Error, Registry};
 use pin_project_lite::pin_project;
 
 use crate::body::MetricsBody;
-use crate::patterns::{Guess, Patterns};
+use crate::patterns::{Patterns, Pending};
 
 type AccessHook = dyn Fn(&HttpRequest) -> bool + Send + Sync;
 
@@ -238,16 +238,16 @@ impl<S> MetricsMiddleware<S> {
         Some(response)
     }
 
-    /// Starts recording `request`, with a guess of its route to check after routing when
-    /// the route was guessed.
-    fn start(&self, request: &ServiceRequest) -> (Option<RequestGuard>, Option<Box<Guess>>) {
+    /// Starts recording `request`, with its route's answer to check after routing when it
+    /// did not come from the tables of known paths.
+    fn start(&self, request: &ServiceRequest) -> (Option<RequestGuard>, Option<Box<Pending>>) {
         let Ok(metrics) = self.shared.metrics.as_ref() else {
             return (None, None);
         };
         let method = request.method().as_str();
         // The route before routing, so that the in-flight gauge counts the request under it
         // while the handler runs.
-        let (mut guard, guess) = self.patterns.with_pattern(request, |pattern, hint| {
+        let (mut guard, pending) = self.patterns.with_pattern(request, |pattern, hint| {
             metrics.start_hinted(method, pattern, hint)
         });
         guard.declared_request_length(|| {
@@ -256,7 +256,7 @@ impl<S> MetricsMiddleware<S> {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
         });
-        (Some(guard), guess)
+        (Some(guard), pending)
     }
 }
 
@@ -274,11 +274,11 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         if let Some(response) = self.endpoint(&request) {
             let guard = if self.shared.count_endpoint {
-                let (guard, guess) = self.start(&request);
+                let (guard, pending) = self.start(&request);
                 guard.map(|mut guard| {
-                    if let Some(guess) = guess {
-                        let actual = guess.walk();
-                        settle(&mut guard, *guess, actual.as_deref());
+                    if let Some(pending) = pending {
+                        // Not routed: the answer is checked by a walk of the map.
+                        pending.settle(&mut guard, None);
                     }
                     guard.response(response.status().as_u16());
                     guard
@@ -292,24 +292,16 @@ where
             return MetricsResponse::ready(response);
         }
         let mut request = request;
-        let (mut guard, guess) = self.start(&request);
+        let (mut guard, pending) = self.start(&request);
         if let Some(guard) = guard.as_mut() {
             crate::body::count_request_payload(&mut request, guard);
         }
         MetricsResponse::pending(
             self.service.call(request),
             guard,
-            guess,
+            pending,
             self.shared.headers_only,
         )
-    }
-}
-
-/// Settles a guessed route with actix's answer (`None`: no route matched): a wrong guess
-/// moves the request to the right route before anything but its in-flight count is recorded.
-fn settle(guard: &mut RequestGuard, guess: Guess, actual: Option<&str>) {
-    if !guess.confirm(actual) {
-        guard.set_route(actual);
     }
 }
 
@@ -323,9 +315,9 @@ pin_project! {
         ready: Option<Box<ServiceResponse<MetricsBody<B>>>>,
         // Dropped with the future if the client goes away first: recorded as 499.
         guard: Option<RequestGuard>,
-        // A route guessed before routing, checked when the response comes; boxed, as only
-        // requests for paths never seen before have one.
-        guess: Option<Box<Guess>>,
+        // A route answered before routing without the tables, checked when the response
+        // comes; boxed, as only requests for paths not seen before have one.
+        pending: Option<Box<Pending>>,
         headers_only: bool,
     }
 }
@@ -340,14 +332,14 @@ impl<F, B> MetricsResponse<F, B> {
     fn pending(
         future: F,
         guard: Option<RequestGuard>,
-        guess: Option<Box<Guess>>,
+        pending: Option<Box<Pending>>,
         headers_only: bool,
     ) -> Self {
         Self {
             future: Some(future),
             ready: None,
             guard,
-            guess,
+            pending,
             headers_only,
         }
     }
@@ -357,7 +349,7 @@ impl<F, B> MetricsResponse<F, B> {
             future: None,
             ready: Some(Box::new(response)),
             guard: None,
-            guess: None,
+            pending: None,
             headers_only: false,
         }
     }
@@ -381,15 +373,13 @@ where
         let response = match std::task::ready!(future.poll(cx)) {
             Ok(response) => response,
             Err(error) => {
-                failed(this.guard.take(), this.guess.take(), &error);
+                failed(this.guard.take(), this.pending.take(), &error);
                 return Poll::Ready(Err(error));
             }
         };
         let mut guard = this.guard.take();
-        if let (Some(guard), Some(guess)) = (guard.as_mut(), this.guess.take()) {
-            // After routing, actix answers from the resource it routed to.
-            let actual = response.request().match_pattern();
-            settle(guard, *guess, actual.as_deref());
+        if let (Some(guard), Some(pending)) = (guard.as_mut(), this.pending.take()) {
+            pending.settle(guard, Some(response.request()));
         }
         RequestGuard::headers_ready(&mut guard, response.status().as_u16(), *this.headers_only);
         Poll::Ready(Ok(
@@ -401,11 +391,10 @@ where
 /// The inner service failed: the error becomes a response with its `ResponseError`'s
 /// status, which is what the request is recorded with.
 #[cold]
-fn failed(guard: Option<RequestGuard>, guess: Option<Box<Guess>>, error: &actix_web::Error) {
+fn failed(guard: Option<RequestGuard>, pending: Option<Box<Pending>>, error: &actix_web::Error) {
     if let Some(mut guard) = guard {
-        if let Some(guess) = guess {
-            let actual = guess.walk();
-            settle(&mut guard, *guess, actual.as_deref());
+        if let Some(pending) = pending {
+            pending.settle(&mut guard, None);
         }
         guard.response(error.as_response_error().status_code().as_u16());
         guard.finish();

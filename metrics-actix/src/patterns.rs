@@ -1,9 +1,9 @@
 //! [`Patterns`]: the route pattern of a request before routing, without walking actix's
 //! resource map for most requests.
 //!
-//! Before routing, `match_pattern()` walks the resource map and tries each resource's regex:
-//! the largest part of what the middleware would cost. Each worker avoids the walk in three
-//! ways, tried in order:
+//! Before routing, finding the pattern means walking the resource map and trying each
+//! resource's regex: the largest part of what the middleware would cost. Each worker avoids
+//! the walk in three ways, tried in order:
 //!
 //! 1. **Static routes** (paths that are their own pattern, such as `/health`) are kept in a
 //!    set of at most [`MAX_STATIC_ROUTES`]. Exact: the answer depends on the path alone (the
@@ -11,17 +11,25 @@
 //! 2. **Recent paths** are kept in a direct-mapped table of [`SLOTS`] entries, where a path
 //!    replaces whatever shared its slot. A path enters the table only the second time its hash
 //!    is seen in a row at its slot, so a stream of distinct paths copies nothing. Exact, too.
-//! 3. **A guess, checked after routing.** Every dynamic pattern the walk found (up to
-//!    [`MAX_LEARNED`]) goes into a [`matchit`] router, so that a path never seen before, such
-//!    as `/users/8127`, is matched against the patterns seen so far in well under a
-//!    microsecond. Once actix has routed the request, its own (then nearly free) answer is
-//!    compared with the guess; the request is recorded under actix's answer, and a pattern
-//!    that was ever guessed wrong is never guessed again on that worker. A guess can only be
-//!    wrong when patterns overlap in ways matchit orders differently from actix (a pattern
-//!    not seen yet that actix tries first, a regex segment): then that one request was
-//!    counted in flight under the guessed route until its response started.
+//! 3. **A guess.** Every dynamic pattern the walk found (up to [`MAX_LEARNED`]) goes into a
+//!    [`matchit`] router, so that a path never seen before, such as `/users/8127`, is matched
+//!    against the patterns seen so far in well under a microsecond. A guess can only be wrong
+//!    when patterns overlap in ways matchit orders differently from actix (a pattern not seen
+//!    yet that actix tries first, a regex segment); a pattern that was ever guessed wrong is
+//!    never guessed again on that worker.
 //!
 //! Paths that none of these answer (the first of each shape, unmatched paths) take the walk.
+//!
+//! **Checked after routing.** A guess or a walk is an answer given before actix routed the
+//! request, and actix may route it otherwise: a guess may be wrong, and a middleware inside
+//! ours may rewrite the path (`NormalizePath` wrapped before `Metrics`), or a guard may send
+//! it elsewhere. Once actix has routed the request, its own (then nearly free) answer is
+//! compared with ours ([`Pending`]); the request is recorded under actix's answer, and only a
+//! right answer enters the tables above. A wrong one was counted in flight under the wrong
+//! route until the response started. Answers from the tables are not checked: where guards
+//! route one path to different patterns from request to request (by a header, say), the
+//! path's requests after it was remembered are recorded under the pattern it was remembered
+//! with. Paths are taken as actix routes them: percent-decoded (`/h%65alth` is `/health`).
 //!
 //! Each pattern (and the answer "no route") is one [`Entry`], shared by every path that has
 //! it, with a [`RouteHint`]: the pattern's series, so that the recorder does not look them up
@@ -32,9 +40,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher as _, BuildHasherDefault};
 use std::rc::Rc;
 
-use actix_web::dev::{ResourceMap, ServiceRequest};
-use actix_web::http::Uri;
-use metrics_core::http::RouteHint;
+use actix_web::dev::{ResourceMap, ServiceRequest, Url};
+use actix_web::HttpRequest;
+use metrics_core::http::{RequestGuard, RouteHint};
 
 /// Static routes remembered per worker; past this, they share the table with other paths.
 pub(crate) const MAX_STATIC_ROUTES: usize = 256;
@@ -89,6 +97,9 @@ struct Inner {
     /// Per slot, the hash of the last path that missed there: admission to the slot.
     seen: Box<[u64]>,
     guesses: Guesses,
+    /// The app's resource map, kept once a path is guessed or walked, to check the answers of
+    /// requests whose response never came.
+    map: Option<Rc<ResourceMap>>,
 }
 
 /// Dynamic patterns seen so far, for guessing the pattern of paths not seen yet.
@@ -96,9 +107,6 @@ struct Guesses {
     router: matchit::Router<usize>,
     /// Indexed by the router's values.
     learned: Vec<Learned>,
-    /// The app's resource map, kept with the first pattern learned, to check a guess when
-    /// the request's response never came.
-    map: Option<Rc<ResourceMap>>,
 }
 
 /// Hashes a key that is a hash already: passes it through.
@@ -128,18 +136,19 @@ struct Learned {
     trusted: bool,
 }
 
-/// A pattern guessed before routing, to check against actix's answer after it.
+/// A pattern answered before routing without the tables (a guess, or a walk of the resource
+/// map), to check against actix's answer after routing.
 #[derive(Debug)]
-pub(crate) struct Guess {
+pub(crate) struct Pending {
     entry: Rc<Entry>,
-    /// Where the pattern is in [`Guesses::learned`].
-    learned: usize,
-    map: Rc<ResourceMap>,
-    /// The request's URI, when the response never comes (an `Err` from the inner service):
-    /// then the resource map is walked for it after all.
-    uri: Uri,
-    /// The path's slot in the table of recent paths, and its hash: a right guess is
-    /// remembered there as an answer of the walk would be.
+    /// Where a guessed pattern is in [`Guesses::learned`]; `None` for a walk.
+    guessed: Option<usize>,
+    /// The request's path as actix routes it: to compare with the path actix routed, and to
+    /// walk the map for when the request's response never came (an `Err` from the inner
+    /// service).
+    url: Url,
+    /// The path's slot in the table of recent paths, and its hash: a right answer is
+    /// remembered there.
     slot: Option<(usize, u64)>,
     patterns: Rc<Patterns>,
 }
@@ -157,8 +166,8 @@ impl Default for Patterns {
                 guesses: Guesses {
                     router: matchit::Router::new(),
                     learned: Vec::new(),
-                    map: None,
                 },
+                map: None,
             }),
         }
     }
@@ -171,15 +180,17 @@ impl std::fmt::Debug for Patterns {
 }
 
 impl Patterns {
-    /// Calls `f` with the pattern of `request`'s path (`None`: no route matches), as
-    /// `request.match_pattern()` gives it, or with a guess of it, and with the pattern's
-    /// hint; a guess comes back to be checked after routing with [`Guess::confirm`].
+    /// Calls `f` with the pattern of `request`'s path (`None`: no route matches) and the
+    /// pattern's hint: from the tables when they know the path, otherwise guessed or walked,
+    /// and then to be checked after routing with [`Pending::settle`].
     pub(crate) fn with_pattern<T>(
         self: &Rc<Self>,
         request: &ServiceRequest,
         f: impl FnOnce(Option<&str>, &RouteHint) -> T,
-    ) -> (T, Option<Box<Guess>>) {
-        let path = request.path();
+    ) -> (T, Option<Box<Pending>>) {
+        // The path as actix routes it: percent-decoded where decoding cannot change its
+        // segments.
+        let path = request.match_info().as_str();
         let mut inner = self.inner.borrow_mut();
         let hash = inner.hasher.hash_one(path);
         if let Some(entry) = inner.static_routes.get(&hash) {
@@ -196,38 +207,30 @@ impl Patterns {
                 }
             }
         }
-        if let Some((learned, entry, map)) = inner.guesses.guess(path) {
-            drop(inner);
-            let guess = Guess {
-                entry,
-                learned,
-                map,
-                uri: request.uri().clone(),
-                slot,
-                patterns: Rc::clone(self),
-            };
-            let entry = &guess.entry;
-            return (
-                f(entry.pattern.as_deref(), &entry.hint),
-                Some(Box::new(guess)),
-            );
-        }
-        let pattern = request.match_pattern();
-        let entry = inner.entry(pattern.as_deref());
-        // (A static route whose hash another one has is left to the table: never in practice.)
-        if pattern.as_deref() == Some(path)
-            && inner.static_routes.len() < MAX_STATIC_ROUTES
-            && !inner.static_routes.contains_key(&hash)
-        {
-            inner.static_routes.insert(hash, Rc::clone(&entry));
-        } else if let Some(slot) = slot {
-            inner.admit(slot, path, Rc::clone(&entry));
-        }
-        if pattern.as_deref() != Some(path) {
-            inner.guesses.learn(&entry, request.resource_map());
-        }
+        let (entry, guessed) = match inner.guesses.guess(path) {
+            Some((learned, entry)) => (entry, Some(learned)),
+            None => {
+                let pattern = request.resource_map().match_pattern(path);
+                (inner.entry(pattern.as_deref()), None)
+            }
+        };
+        // For answers to check without a response.
+        inner
+            .map
+            .get_or_insert_with(|| Rc::new(request.resource_map().clone()));
         drop(inner);
-        (f(entry.pattern.as_deref(), &entry.hint), None)
+        let pending = Pending {
+            entry,
+            guessed,
+            url: request.match_info().get_ref().clone(),
+            slot,
+            patterns: Rc::clone(self),
+        };
+        let entry = &pending.entry;
+        (
+            f(entry.pattern.as_deref(), &entry.hint),
+            Some(Box::new(pending)),
+        )
     }
 }
 
@@ -239,6 +242,29 @@ impl Inner {
             self.slots[i] = Some((path.into(), entry));
         } else {
             self.seen[i] = hash;
+        }
+    }
+
+    /// Remembers the right answer of a walk for `path`: in the static routes if the path is
+    /// its own pattern (and there is room), else in the table of recent paths; a dynamic
+    /// pattern is offered to the guesses.
+    fn remember(&mut self, path: &str, slot: Option<(usize, u64)>, entry: &Rc<Entry>) {
+        let is_static = entry.pattern.as_deref() == Some(path);
+        match slot {
+            // (A static route whose hash another one has is left to the table: never in
+            // practice.)
+            Some((_, hash))
+                if is_static
+                    && self.static_routes.len() < MAX_STATIC_ROUTES
+                    && !self.static_routes.contains_key(&hash) =>
+            {
+                self.static_routes.insert(hash, Rc::clone(entry));
+            }
+            Some(slot) => self.admit(slot, path, Rc::clone(entry)),
+            None => {}
+        }
+        if !is_static {
+            self.guesses.learn(entry);
         }
     }
 
@@ -257,22 +283,17 @@ impl Inner {
 }
 
 impl Guesses {
-    /// A trusted pattern that matches `path`, if any: where it is in `learned`, the pattern,
-    /// and the resource map to check it with.
-    fn guess(&self, path: &str) -> Option<(usize, Rc<Entry>, Rc<ResourceMap>)> {
+    /// A trusted pattern that matches `path`, if any: where it is in `learned`, and the
+    /// pattern.
+    fn guess(&self, path: &str) -> Option<(usize, Rc<Entry>)> {
         let index = *self.router.at(path).ok()?.value;
         let learned = &self.learned[index];
-        if !learned.trusted {
-            return None;
-        }
-        // Always there once a pattern is learned.
-        let map = Rc::clone(self.map.as_ref()?);
-        Some((index, Rc::clone(&learned.entry), map))
+        learned.trusted.then(|| (index, Rc::clone(&learned.entry)))
     }
 
-    /// Offers a dynamic pattern the walk found to the router, once. Patterns matchit cannot
-    /// express exactly (regex segments, parameters inside a segment) are not guessed.
-    fn learn(&mut self, entry: &Rc<Entry>, map: &ResourceMap) {
+    /// Offers a dynamic pattern to the router, once. Patterns matchit cannot express exactly
+    /// (regex segments, parameters inside a segment) are not guessed; nor is "no route".
+    fn learn(&mut self, entry: &Rc<Entry>) {
         if entry.offered.replace(true) || self.learned.len() >= MAX_LEARNED {
             return;
         }
@@ -285,29 +306,52 @@ impl Guesses {
                 trusted: true,
             });
         }
-        self.map.get_or_insert_with(|| Rc::new(map.clone()));
     }
 }
 
-impl Guess {
-    /// Whether the guess was actix's answer after routing (`actual`; `None`: no route
-    /// matched). A pattern guessed wrong is not guessed again.
-    pub(crate) fn confirm(self, actual: Option<&str>) -> bool {
-        let right = actual == self.entry.pattern.as_deref();
-        let mut inner = self.patterns.inner.borrow_mut();
-        if !right {
-            // Not guessed again.
-            inner.guesses.learned[self.learned].trusted = false;
-        } else if let Some(slot) = self.slot {
-            inner.admit(slot, self.uri.path(), self.entry);
+impl Pending {
+    /// Settles the answer with actix's own: from `routed`, the request as actix routed it,
+    /// or, when no response came, from a walk of the map for the request's path. A wrong
+    /// answer moves the request to actix's route before anything but its in-flight count is
+    /// recorded; a right one is remembered.
+    pub(crate) fn settle(self, guard: &mut RequestGuard, routed: Option<&HttpRequest>) {
+        let actual = match routed {
+            // No resource matches the path, and actix routed that same path: nothing to ask.
+            Some(request)
+                if self.guessed.is_none()
+                    && self.entry.pattern.is_none()
+                    && request.match_info().as_str() == self.url.path() =>
+            {
+                None
+            }
+            // After routing, actix answers from the resource it routed to.
+            Some(request) => request.match_pattern(),
+            None => {
+                let map = self.patterns.inner.borrow().map.clone();
+                map.and_then(|map| map.match_pattern(self.url.path()))
+            }
+        };
+        if !self.confirm(actual.as_deref()) {
+            guard.set_route(actual.as_deref());
         }
-        right
     }
 
-    /// actix's answer for the request's path when no response came to read it from: the
-    /// walk of the resource map, after all.
-    pub(crate) fn walk(&self) -> Option<String> {
-        self.map.match_pattern(self.uri.path())
+    /// Whether the answer was actix's (`actual`; `None`: no route matched). A right answer
+    /// is remembered; a pattern guessed wrong is not guessed again, and a path walked wrong
+    /// (rewritten inside our middleware, or sent elsewhere by a guard) is walked again next
+    /// time.
+    fn confirm(self, actual: Option<&str>) -> bool {
+        let right = actual == self.entry.pattern.as_deref();
+        let mut inner = self.patterns.inner.borrow_mut();
+        match (right, self.guessed, self.slot) {
+            // A guessed pattern is dynamic, and learned already: only the path is new.
+            (true, Some(_), Some(slot)) => inner.admit(slot, self.url.path(), self.entry),
+            (true, Some(_), None) => {}
+            (true, None, slot) => inner.remember(self.url.path(), slot, &self.entry),
+            (false, Some(learned), _) => inner.guesses.learned[learned].trusted = false,
+            (false, None, _) => {}
+        }
+        right
     }
 }
 

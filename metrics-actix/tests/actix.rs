@@ -508,6 +508,51 @@ where
 }
 
 #[actix_web::test]
+async fn paths_rewritten_inside_the_middleware_or_routed_by_a_guard_are_recorded_where_actix_routed_them(
+) {
+    use actix_web::{guard, middleware::NormalizePath};
+
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            // Wrapped first, so it runs inside ours: we see each path before it is normalised.
+            .wrap(NormalizePath::trim())
+            .wrap(metrics(&registry))
+            .route("/users/{id}", web::get().to(|| async { "user" }))
+            // The first scope takes `/v/...` only with the header; `/v/items` without it goes
+            // to the second, though a walk of the map by path alone answers `/v/{thing}`.
+            .service(
+                web::scope("/v")
+                    .guard(guard::Header("x-version", "2"))
+                    .route("/{thing}", web::get().to(|| async { "v2" })),
+            )
+            .service(web::scope("/v").route("/items", web::get().to(|| async { "items" }))),
+    )
+    .await;
+    // Each path three times: a wrong answer must not be remembered and repeated.
+    for _ in 0..3 {
+        for path in ["/users/7/", "//users/8", "/v/items"] {
+            assert_eq!(
+                send(&app, Method::GET, path).await,
+                StatusCode::OK,
+                "{path}"
+            );
+        }
+    }
+    assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(6.0));
+    assert_eq!(total(&registry, "GET", "/v/items", "200"), Some(3.0));
+    assert_eq!(total(&registry, "GET", "/v/{thing}", "200"), None);
+    assert_eq!(total(&registry, "GET", UNMATCHED_ROUTE, "200"), None);
+    for route in ["/users/{id}", "/v/items", "/v/{thing}", UNMATCHED_ROUTE] {
+        assert_eq!(
+            in_flight(&registry, "GET", route).unwrap_or(0.0),
+            0.0,
+            "{route}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn guessed_routes_are_checked_after_routing_and_a_wrong_guess_is_not_repeated() {
     let registry = Registry::new();
     // What the admin handler saw in flight: under the route learned for `/users/1`
@@ -626,6 +671,11 @@ async fn every_request_is_recorded_under_the_pattern_actix_routed_it_to() {
             "/items/new".to_owned(),
             format!("/api/v1/{i}"),
             format!("/users/%2F{i}"),
+            // Percent-encoded letters: actix routes on the decoded path.
+            format!("/us%65rs/{i}"),
+            "/items/n%65w".to_owned(),
+            format!("/%61pi/v1/{i}"),
+            format!("/users/%{i}"),
             format!("/users/{i}/"),
             format!("//users/{i}"),
             "/users/".to_owned(),
