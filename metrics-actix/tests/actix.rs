@@ -709,3 +709,31 @@ async fn every_request_is_recorded_under_the_pattern_actix_routed_it_to() {
         "no raw path became a label"
     );
 }
+
+#[actix_web::test]
+async fn wrapped_around_one_scope_it_records_the_full_patterns_of_that_scope() {
+    let registry = Registry::new();
+    let app = test::init_service(
+        App::new()
+            .service(
+                web::scope("/api")
+                    .wrap(metrics(&registry))
+                    .route("/users/{id}", web::get().to(|| async { "user" }))
+                    .route("/health", web::get().to(|| async { "ok" })),
+            )
+            .route("/outside", web::get().to(|| async { "not recorded" })),
+    )
+    .await;
+    for _ in 0..3 {
+        for i in 0..3 {
+            send(&app, Method::GET, &format!("/api/users/{i}")).await;
+        }
+        send(&app, Method::GET, "/api/health").await;
+        send(&app, Method::GET, "/api/nope").await;
+        send(&app, Method::GET, "/outside").await;
+    }
+    assert_eq!(total(&registry, "GET", "/api/users/{id}", "200"), Some(9.0));
+    assert_eq!(total(&registry, "GET", "/api/health", "200"), Some(3.0));
+    assert_eq!(total(&registry, "GET", UNMATCHED_ROUTE, "404"), Some(3.0));
+    assert_eq!(total(&registry, "GET", "/outside", "200"), None);
+}
