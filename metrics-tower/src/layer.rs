@@ -177,8 +177,10 @@ impl MetricsLayerBuilder {
     }
 
     /// Templates routes from raw paths, for services whose router does not name routes
-    /// (a plain hyper service). With the `axum` feature, axum's `MatchedPath` comes first.
-    /// Defaults to none: requests without a named route share the unmatched route label.
+    /// (a plain hyper service, or a service nested with axum's `Router::nest_service`, whose
+    /// requests axum gives no `MatchedPath`). With the `axum` feature, axum's `MatchedPath`
+    /// comes first. Defaults to none: requests without a named route share the unmatched
+    /// route label. See the [crate docs](crate) for nested services.
     pub fn route_templater(mut self, templater: RouteTemplater) -> Self {
         self.templater = Some(templater);
         self

@@ -43,6 +43,21 @@
 //!   [`RouteTemplater`](metrics_core::route::RouteTemplater) for services without one; else the
 //!   unmatched value, shared by every request no route matched (fallbacks, 404s, 405s). A raw
 //!   path never becomes a label value.
+//! - **Nested services** (`Router::nest_service`, such as tower-http's `ServeDir`): axum gives
+//!   the requests below their prefix no `MatchedPath`, so they share the unmatched value (with
+//!   their real status) unless a templater names them. Give it the service's pattern and no
+//!   built-in rules, so that requests no route matched stay unmatched:
+//!
+//!   ```
+//!   use metrics_core::route::RouteTemplater;
+//!   use metrics_tower::MetricsLayer;
+//!
+//!   let templater = RouteTemplater::new()
+//!       .pattern("/static/{*file}")? // `GET /static/css/site.css` is `/static/{*file}`
+//!       .learned_templates(0); // patterns only
+//!   let layer = MetricsLayer::builder().route_templater(templater).build()?;
+//!   # Ok::<(), metrics_core::Error>(())
+//!   ```
 //! - **Method**: the standard methods as they are, anything else `_OTHER`.
 //! - **Latency** runs until the response body ends or is dropped (the guard lives in the
 //!   body); [`MetricsLayerBuilder::headers_only`] stops it at the headers instead.

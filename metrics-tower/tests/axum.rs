@@ -633,3 +633,53 @@ async fn a_served_router_records_each_route_under_its_own_template() {
     assert_eq!(in_flight(&registry, "GET", "/a"), Some(0.0));
     assert_eq!(in_flight(&registry, "GET", "/b/{id}"), Some(0.0));
 }
+
+#[tokio::test]
+async fn nested_services_share_the_unmatched_value_unless_a_templater_names_them() {
+    fn app(layer: MetricsLayer) -> Router {
+        let files = tower::service_fn(|_request: Request<Body>| async {
+            Ok::<_, Infallible>(axum::response::Response::new(Body::from("a file")))
+        });
+        Router::new()
+            .route("/", get(|| async { "home" }))
+            .nest_service("/static", files)
+            .layer(layer)
+    }
+    let paths = ["/static/a.css", "/static/b/c.js", "/static", "/nope/42"];
+
+    // axum gives a nested service's requests no `MatchedPath` (only its exact prefix has
+    // one): without a templater they share the unmatched value, with their real status.
+    let plain = Registry::new();
+    let app_plain = app(layer(&plain));
+    for path in paths {
+        send(&app_plain, "GET", path).await;
+    }
+    assert_eq!(total(&plain, "GET", UNMATCHED_ROUTE, "200"), Some(2.0));
+    assert_eq!(total(&plain, "GET", "/static", "200"), Some(1.0));
+    assert_eq!(total(&plain, "GET", UNMATCHED_ROUTE, "404"), Some(1.0));
+
+    // A templater with the service's pattern, and no built-in rules, names them; requests
+    // no route matched keep the unmatched value.
+    let named = Registry::new();
+    let templater = RouteTemplater::new()
+        .pattern("/static/{*file}")
+        .unwrap()
+        .learned_templates(0);
+    let app_named = app(MetricsLayer::builder()
+        .registry(&named)
+        .route_templater(templater)
+        .build()
+        .unwrap());
+    for path in paths {
+        send(&app_named, "GET", path).await;
+    }
+    assert_eq!(total(&named, "GET", "/static/{*file}", "200"), Some(2.0));
+    assert_eq!(total(&named, "GET", "/static", "200"), Some(1.0));
+    assert_eq!(total(&named, "GET", UNMATCHED_ROUTE, "404"), Some(1.0));
+    assert_eq!(total(&named, "GET", UNMATCHED_ROUTE, "200"), None);
+    let text = metrics_core::encoding::text::encode(&named);
+    assert!(
+        !text.contains("a.css") && !text.contains("/nope"),
+        "no raw path"
+    );
+}
