@@ -26,6 +26,12 @@
 //!
 //! `.layer(MetricsLayer::new())` records into the process-wide registry with every default.
 //!
+//! **Add it last**, after every route, nested router and `.fallback(..)`: axum's
+//! `Router::layer` wraps what the router holds when it is called. Routes added after it are
+//! not recorded, and a fallback added after it takes the unmatched requests unrecorded,
+//! `GET /metrics` included. For the same reason `Router::route_layer` records matched routes
+//! only, and does not serve `/metrics`.
+//!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
