@@ -676,6 +676,12 @@ async fn every_request_is_recorded_under_the_pattern_actix_routed_it_to() {
             "/items/n%65w".to_owned(),
             format!("/%61pi/v1/{i}"),
             format!("/users/%{i}"),
+            // Broken or hostile encodings.
+            "/%zz".to_owned(),
+            "/users/%C0%AF".to_owned(),
+            format!("/users/%00{i}"),
+            "/%2e%2e/%2e%2e/etc/passwd".to_owned(),
+            "*".to_owned(),
             format!("/users/{i}/"),
             format!("//users/{i}"),
             "/users/".to_owned(),
