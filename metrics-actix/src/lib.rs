@@ -52,9 +52,10 @@
 //! answer; only right answers are remembered, and a pattern guessed wrong once is not guessed
 //! again on that worker. So a path rewritten by a middleware inside this one (such as
 //! `NormalizePath` wrapped before `Metrics`), or sent elsewhere by a guard, is still recorded
-//! under the route actix gave it. A wrong answer only ever shows in the in-flight gauge, for
-//! that one request, until its response starts. Paths are taken as actix routes them,
-//! percent-decoded.
+//! under the route actix gave it. A wrong answer shows in the in-flight gauge, for that one
+//! request, until its response starts; only a request that never gets one (its handler
+//! panicked, or its client left first) is recorded under it. Paths are taken as actix routes
+//! them, percent-decoded.
 //!
 //! One limit: remembered paths are not checked again. If guards send one path to different
 //! patterns from request to request (two scopes with overlapping patterns told apart by a
