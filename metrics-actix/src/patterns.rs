@@ -147,9 +147,9 @@ pub(crate) struct Pending {
     /// walk the map for when the request's response never came (an `Err` from the inner
     /// service).
     url: Url,
-    /// The path's slot in the table of recent paths, and its hash: a right answer is
-    /// remembered there.
-    slot: Option<(usize, u64)>,
+    /// The path's hash, which picks its place in the tables where a right answer is
+    /// remembered.
+    hash: u64,
     patterns: Rc<Patterns>,
 }
 
@@ -198,9 +198,7 @@ impl Patterns {
                 return (f(Some(path), &entry.hint), None);
             }
         }
-        #[allow(clippy::cast_possible_truncation)] // only the low bits pick the slot
-        let slot = (path.len() <= MAX_PATH).then_some((hash as usize % SLOTS, hash));
-        if let Some((i, _)) = slot {
+        if let Some(i) = slot(path, hash) {
             if let Some((seen, entry)) = &inner.slots[i] {
                 if **seen == *path {
                     return (f(entry.pattern.as_deref(), &entry.hint), None);
@@ -223,7 +221,7 @@ impl Patterns {
             entry,
             guessed,
             url: request.match_info().get_ref().clone(),
-            slot,
+            hash,
             patterns: Rc::clone(self),
         };
         let entry = &pending.entry;
@@ -235,9 +233,12 @@ impl Patterns {
 }
 
 impl Inner {
-    /// Remembers `path`'s pattern in its slot of the table, if its hash is the last one
-    /// that missed there; otherwise makes it that one.
-    fn admit(&mut self, (i, hash): (usize, u64), path: &str, entry: Rc<Entry>) {
+    /// Remembers `path`'s pattern in its slot of the table, if the path is short enough and
+    /// its hash is the last one that missed there; otherwise makes it that one.
+    fn admit(&mut self, path: &str, hash: u64, entry: Rc<Entry>) {
+        let Some(i) = slot(path, hash) else {
+            return;
+        };
         if self.seen[i] == hash {
             self.slots[i] = Some((path.into(), entry));
         } else {
@@ -248,20 +249,16 @@ impl Inner {
     /// Remembers the right answer of a walk for `path`: in the static routes if the path is
     /// its own pattern (and there is room), else in the table of recent paths; a dynamic
     /// pattern is offered to the guesses.
-    fn remember(&mut self, path: &str, slot: Option<(usize, u64)>, entry: &Rc<Entry>) {
+    fn remember(&mut self, path: &str, hash: u64, entry: &Rc<Entry>) {
         let is_static = entry.pattern.as_deref() == Some(path);
-        match slot {
-            // (A static route whose hash another one has is left to the table: never in
-            // practice.)
-            Some((_, hash))
-                if is_static
-                    && self.static_routes.len() < MAX_STATIC_ROUTES
-                    && !self.static_routes.contains_key(&hash) =>
-            {
-                self.static_routes.insert(hash, Rc::clone(entry));
-            }
-            Some(slot) => self.admit(slot, path, Rc::clone(entry)),
-            None => {}
+        // (A static route whose hash another one has is left to the table: never in practice.)
+        if is_static
+            && self.static_routes.len() < MAX_STATIC_ROUTES
+            && !self.static_routes.contains_key(&hash)
+        {
+            self.static_routes.insert(hash, Rc::clone(entry));
+        } else {
+            self.admit(path, hash, Rc::clone(entry));
         }
         if !is_static {
             self.guesses.learn(entry);
@@ -343,16 +340,22 @@ impl Pending {
     fn confirm(self, actual: Option<&str>) -> bool {
         let right = actual == self.entry.pattern.as_deref();
         let mut inner = self.patterns.inner.borrow_mut();
-        match (right, self.guessed, self.slot) {
+        match (right, self.guessed) {
             // A guessed pattern is dynamic, and learned already: only the path is new.
-            (true, Some(_), Some(slot)) => inner.admit(slot, self.url.path(), self.entry),
-            (true, Some(_), None) => {}
-            (true, None, slot) => inner.remember(self.url.path(), slot, &self.entry),
-            (false, Some(learned), _) => inner.guesses.learned[learned].trusted = false,
-            (false, None, _) => {}
+            (true, Some(_)) => inner.admit(self.url.path(), self.hash, self.entry),
+            (true, None) => inner.remember(self.url.path(), self.hash, &self.entry),
+            (false, Some(learned)) => inner.guesses.learned[learned].trusted = false,
+            (false, None) => {}
         }
         right
     }
+}
+
+/// The slot of the table of recent paths that `path`, whose hash is `hash`, may take: none
+/// for paths too long to remember.
+#[allow(clippy::cast_possible_truncation)] // only the low bits pick the slot
+fn slot(path: &str, hash: u64) -> Option<usize> {
+    (path.len() <= MAX_PATH).then_some(hash as usize % SLOTS)
 }
 
 /// The matchit route for an actix pattern, when matchit matches exactly the same paths as
