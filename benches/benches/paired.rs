@@ -106,8 +106,8 @@ fn main() {
 
 /// What the steps that every recorded request takes, whatever the middleware, cost in this
 /// run: a read of the clock vitals times requests with (twice per request), of the one the
-/// peers use, and the atomic pair of an `Arc` taken and dropped (once per request). They
-/// explain why vitals' time is a larger share of the peer's than its instructions are.
+/// peers use (twice, too), and the atomic pair of an `Arc` taken and dropped (vitals: once
+/// per request). Part of each middleware's added time that no change of ours can remove.
 fn fixed_costs(rounds: usize) {
     const STEPS: u64 = 100_000;
     let clock = quanta::Clock::new();
@@ -138,19 +138,11 @@ fn fixed_costs(rounds: usize) {
             }),
         ),
     ];
-    let mut times = vec![Vec::with_capacity(rounds); steps.len()];
-    for round in 0..rounds {
-        for k in 0..steps.len() {
-            let s = (round + k) % steps.len();
-            let step = &steps[s].1;
-            let start = Instant::now();
-            for _ in 0..STEPS {
-                step();
-            }
-            #[allow(clippy::cast_precision_loss)]
-            times[s].push(start.elapsed().as_nanos() as f64 / STEPS as f64);
+    let times = rotated_rounds(rounds, steps.len(), STEPS, |s| {
+        for _ in 0..STEPS {
+            (steps[s].1)();
         }
-    }
+    });
     println!("Steps every request takes, in the same run (ns each, median over the rounds):");
     for (k, (name, _)) in steps.iter().enumerate() {
         let (low, mid, high) = quartiles(&times[k]);
@@ -343,17 +335,10 @@ fn report(name: &str, mode: &Mode, mut variants: Vec<(&str, Batch)>) {
         first += BATCH;
     }
     // Per variant, per round: nanoseconds per request.
-    let mut times = vec![Vec::with_capacity(rounds); n];
-    for round in 0..rounds {
-        for k in 0..n {
-            let v = (round + k) % n;
-            let start = Instant::now();
-            (variants[v].1)(first);
-            #[allow(clippy::cast_precision_loss)]
-            times[v].push(start.elapsed().as_nanos() as f64 / BATCH as f64);
-            first += BATCH;
-        }
-    }
+    let times = rotated_rounds(rounds, n, BATCH, |v| {
+        (variants[v].1)(first);
+        first += BATCH;
+    });
     let added: Vec<Vec<f64>> = times
         .iter()
         .map(|t| t.iter().zip(&times[0]).map(|(m, b)| m - b).collect())
@@ -382,6 +367,23 @@ fn report(name: &str, mode: &Mode, mut variants: Vec<(&str, Batch)>) {
         variants[n - 1].0,
         ours / theirs
     );
+}
+
+/// Times `rounds` rounds of `run(i)` for each `i` below `n`, the order rotating from round to
+/// round, so that the machine's drift hits every `i` alike. Per `i`, per round: the time of
+/// one run divided by `per`, in nanoseconds.
+fn rotated_rounds(rounds: usize, n: usize, per: u64, mut run: impl FnMut(usize)) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let start = Instant::now();
+            run(i);
+            #[allow(clippy::cast_precision_loss)]
+            times[i].push(start.elapsed().as_nanos() as f64 / per as f64);
+        }
+    }
+    times
 }
 
 /// Runs `batches` batches: the requests whose instructions `--count` counts.
