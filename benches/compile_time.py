@@ -25,13 +25,13 @@ ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 
 VARIANTS = {
     "plain": ("", ""),
-    "instrumented": ("use metrics_core::instrumented;\n", "#[instrumented]"),
+    "instrumented": ("use vitals_core::instrumented;\n", "#[instrumented]"),
     "autometrics": ("use autometrics::autometrics;\n", "#[autometrics]"),
 }
 
 DEPENDENCIES = {
     "plain": "",
-    "instrumented": f'metrics-core = {{ path = "{ROOT / "metrics-core"}" }}\n',
+    "instrumented": f'vitals-core = {{ path = "{ROOT / "metrics-core"}" }}\n',
     "autometrics": 'autometrics = { version = "3", default-features = false, '
     'features = ["prometheus-client-0_22"] }\n',
 }

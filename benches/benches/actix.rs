@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{test, web, App};
 use criterion::{criterion_group, criterion_main, Criterion};
-use metrics_core::Registry;
+use vitals_core::Registry;
 
 fn per_request(c: &mut Criterion) {
     per_path(c, "actix_request", |_| "/users/42".to_owned());
@@ -60,7 +60,7 @@ fn per_path(c: &mut Criterion, group: &str, path: impl Fn(u64) -> String) {
     bench!(
         "vitals",
         App::new().wrap(
-            metrics_actix::Metrics::builder()
+            vitals_actix::Metrics::builder()
                 .registry(&registry)
                 .build()
                 .unwrap()

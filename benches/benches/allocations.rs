@@ -1,4 +1,4 @@
-//! Heap allocations of metrics-core and its peers, counted rather than timed (counts do not
+//! Heap allocations of vitals-core and its peers, counted rather than timed (counts do not
 //! depend on a noisy machine): `cargo bench -p vitals-benches --bench allocations`.
 //!
 //! Counts come from dhat's counting allocator, so that this binary needs no `unsafe` of its
@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use metrics_core::Registry;
+use vitals_core::Registry;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;

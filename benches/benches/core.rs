@@ -1,4 +1,4 @@
-//! metrics-core next to its peers, on the same workloads in one process and one run:
+//! vitals-core next to its peers, on the same workloads in one process and one run:
 //! `cargo bench -p vitals-benches --bench core`. BENCHMARKS.md reports the ratios.
 
 use std::hint::black_box;
@@ -12,7 +12,7 @@ use measured::metric::name::MetricName;
 use measured::metric::MetricFamilyEncoding;
 use measured::{FixedCardinalityLabel, LabelGroup};
 use metrics::Recorder as _;
-use metrics_core::{
+use vitals_core::{
     encoding::{openmetrics, text},
     Buckets, Registry,
 };
@@ -65,7 +65,7 @@ struct DenseRequest {
     status: usize,
 }
 
-impl metrics_core::LabelSet for DenseRequest {
+impl vitals_core::LabelSet for DenseRequest {
     const NAMES: &'static [&'static str] = &["method", "status"];
 
     fn visit_values(&self, visit: &mut dyn FnMut(&str)) {
@@ -74,7 +74,7 @@ impl metrics_core::LabelSet for DenseRequest {
     }
 }
 
-impl metrics_core::DenseLabelSet for DenseRequest {
+impl vitals_core::DenseLabelSet for DenseRequest {
     const CARDINALITY: usize = METHODS.len() * STATUSES.len();
 
     fn dense_index(&self) -> usize {
@@ -268,7 +268,7 @@ fn http_recorder(c: &mut Criterion) {
     for threads in [1, 2] {
         let mut g = c.benchmark_group(format!("http_recorder_{threads}_threads"));
         let registry = Registry::new();
-        let recorder = metrics_core::http::HttpMetrics::builder(&registry)
+        let recorder = vitals_core::http::HttpMetrics::builder(&registry)
             .build()
             .unwrap();
         run_threads(&mut g, "vitals_request", threads, |_| {

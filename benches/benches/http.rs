@@ -14,8 +14,8 @@ use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use http_body_util::BodyExt as _;
-use metrics_core::Registry;
-use metrics_tower::MetricsLayer;
+use vitals_core::Registry;
+use vitals_tower::MetricsLayer;
 use tower::ServiceExt as _;
 
 fn router() -> Router {

@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use autometrics::autometrics;
 use criterion::{criterion_group, criterion_main, Criterion};
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 #[derive(Debug)]
 struct Odd;
@@ -111,7 +111,7 @@ fn calls(c: &mut Criterion) {
     group.finish();
 
     // Both recorded what they were asked to: a call that records nothing would be fast.
-    let calls = metrics_core::Registry::global().get_sample_value(
+    let calls = vitals_core::Registry::global().get_sample_value(
         "function_calls_total",
         &[
             ("function", "ours"),

@@ -31,7 +31,7 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt as _;
-use metrics_core::Registry;
+use vitals_core::Registry;
 use tower::ServiceExt as _;
 
 /// Requests per variant per round: a few milliseconds.
@@ -164,7 +164,7 @@ fn axum_workload(mode: &Mode) {
     );
     let registry = Registry::new();
     let ours = router().layer(
-        metrics_tower::MetricsLayer::builder()
+        vitals_tower::MetricsLayer::builder()
             .registry(&registry)
             .build()
             .unwrap(),
@@ -217,7 +217,7 @@ fn actix_workload(mode: &Mode, name: &str, path: fn(u64) -> String) {
             .route("/health", web::get().to(|| async { "ok" }))
     };
     let registry = Registry::new();
-    let ours = metrics_actix::Metrics::builder()
+    let ours = vitals_actix::Metrics::builder()
         .registry(&registry)
         .build()
         .unwrap();

@@ -5,7 +5,7 @@ use std::task::{ready, Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
-use metrics_core::http::RequestGuard;
+use vitals_core::http::RequestGuard;
 use pin_project_lite::pin_project;
 
 pin_project! {
@@ -94,7 +94,7 @@ impl<B: MessageBody> MessageBody for MetricsBody<B> {
 #[inline]
 pub(crate) fn count_request_payload(
     request: &mut actix_web::dev::ServiceRequest,
-    guard: &mut metrics_core::http::RequestGuard,
+    guard: &mut vitals_core::http::RequestGuard,
 ) {
     if guard.records_request_size() {
         wrap_payload(request, guard);
@@ -103,7 +103,7 @@ pub(crate) fn count_request_payload(
 
 fn wrap_payload(
     request: &mut actix_web::dev::ServiceRequest,
-    guard: &mut metrics_core::http::RequestGuard,
+    guard: &mut vitals_core::http::RequestGuard,
 ) {
     use actix_web::dev::Payload;
     use actix_web::HttpMessage as _;
@@ -128,7 +128,7 @@ pin_project! {
     struct CountingPayload {
         #[pin]
         inner: actix_web::dev::Payload,
-        counter: metrics_core::http::BodyCounter,
+        counter: vitals_core::http::BodyCounter,
     }
 }
 

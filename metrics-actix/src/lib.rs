@@ -1,15 +1,15 @@
 //! Golden-signal HTTP metrics for actix-web, in one line, with exactly the names, labels and
-//! values of metrics-tower: both record through [`metrics_core::http`].
+//! values of vitals-tower: both record through [`vitals_core::http`].
 //!
 //! # Quick start
 //!
 //! ```
 //! use actix_web::{test, web, App, HttpResponse};
-//! use metrics_actix::Metrics;
+//! use vitals_actix::Metrics;
 //!
 //! # #[actix_web::main]
 //! # async fn main() {
-//! let registry = metrics_core::Registry::new(); // or leave it out: the process-wide one
+//! let registry = vitals_core::Registry::new(); // or leave it out: the process-wide one
 //! let app = test::init_service(
 //!     App::new()
 //!         .wrap(Metrics::builder().registry(&registry).build().unwrap())
@@ -30,7 +30,7 @@
 //!
 //! # What is recorded
 //!
-//! As in metrics-tower (see [`metrics_core::http`]): rate, errors, latency until the response
+//! As in vitals-tower (see [`vitals_core::http`]): rate, errors, latency until the response
 //! body ends or is dropped, and in-flight requests, per method, route and status. The route
 //! is actix's `match_pattern()` (scopes and nested resources give the full template, tail
 //! patterns such as `{tail:.*}` included); requests no route matched share the unmatched
@@ -71,6 +71,10 @@
 //! the client's `Accept` header asks for, without reaching your handlers and without being
 //! counted unless [`MetricsBuilder::count_endpoint`] says so; [`MetricsBuilder::endpoint_access`]
 //! decides who may read it.
+
+/// The core crate, re-exported: its registry, metric types and encoders are the ones this
+/// crate records into, so one dependency is enough.
+pub use vitals_core;
 
 mod body;
 mod middleware;

@@ -13,8 +13,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
-use metrics_core::http::{endpoint_response, HttpMetrics, HttpMetricsBuilder, RequestGuard};
-use metrics_core::{Error, Registry};
+use vitals_core::http::{endpoint_response, HttpMetrics, HttpMetricsBuilder, RequestGuard};
+use vitals_core::{Error, Registry};
 use pin_project_lite::pin_project;
 
 use crate::body::MetricsBody;
@@ -76,7 +76,7 @@ impl Metrics {
         })
     }
 
-    /// Starts configuring the middleware; the options are those of metrics-tower's layer.
+    /// Starts configuring the middleware; the options are those of vitals-tower's layer.
     pub fn builder() -> MetricsBuilder {
         MetricsBuilder {
             http: HttpMetrics::builder(Registry::global()),
@@ -109,7 +109,7 @@ impl fmt::Debug for MetricsBuilder {
 }
 
 impl MetricsBuilder {
-    metrics_core::__http_recorder_options!(http);
+    vitals_core::__http_recorder_options!(http);
 
     /// Also records body sizes: the response's real bytes, and the request's, counted as the
     /// handler reads the payload (a chunked upload is measured; a payload left unread counts

@@ -42,7 +42,7 @@ use std::rc::Rc;
 
 use actix_web::dev::{ResourceMap, ServiceRequest, Url};
 use actix_web::HttpRequest;
-use metrics_core::http::{RequestGuard, RouteHint};
+use vitals_core::http::{RequestGuard, RouteHint};
 
 /// Static routes remembered per worker; past this, they share the table with other paths.
 pub(crate) const MAX_STATIC_ROUTES: usize = 256;

@@ -1,5 +1,5 @@
-//! metrics-actix on real actix-web apps, through `actix_web::test`: the same points as
-//! metrics-tower's tests.
+//! vitals-actix on real actix-web apps, through `actix_web::test`: the same points as
+//! vitals-tower's tests.
 
 use std::time::Duration;
 
@@ -8,9 +8,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{test, web, App, HttpResponse};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use metrics_actix::Metrics;
-use metrics_core::route::UNMATCHED_ROUTE;
-use metrics_core::Registry;
+use vitals_actix::Metrics;
+use vitals_core::route::UNMATCHED_ROUTE;
+use vitals_core::Registry;
 
 fn total(registry: &Registry, method: &str, route: &str, status: &str) -> Option<f64> {
     registry.get_sample_value(
@@ -135,7 +135,7 @@ async fn routes_are_patterns_under_scopes_and_methods_are_normalised() {
         Some(1.0)
     );
     assert_eq!(total(&registry, "GET", "/error", "503"), Some(1.0));
-    let text = metrics_core::encoding::text::encode(&registry);
+    let text = vitals_core::encoding::text::encode(&registry);
     assert!(
         !text.contains("/users/42") && !text.contains("c.txt"),
         "no raw path"
@@ -156,7 +156,7 @@ async fn a_flood_of_random_unmatched_paths_adds_a_constant_number_of_series() {
         total(&registry, "GET", UNMATCHED_ROUTE, "404"),
         Some(10_000.0)
     );
-    let series = metrics_core::encoding::text::encode(&registry)
+    let series = vitals_core::encoding::text::encode(&registry)
         .lines()
         .filter(|l| l.starts_with("http_requests_total{"))
         .count();
@@ -228,7 +228,7 @@ async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers().get("content-type").unwrap(),
-        metrics_core::encoding::openmetrics::CONTENT_TYPE
+        vitals_core::encoding::openmetrics::CONTENT_TYPE
     );
     let body = test::read_body(response).await;
     assert!(body.ends_with(b"# EOF\n"));
@@ -248,7 +248,7 @@ async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(
         head.headers().get("content-type").unwrap(),
-        metrics_core::encoding::text::CONTENT_TYPE
+        vitals_core::encoding::text::CONTENT_TYPE
     );
     assert!(test::read_body(head).await.is_empty());
     let post =
@@ -342,7 +342,7 @@ async fn a_multi_worker_server_keeps_one_set_of_series_per_process() {
     .unwrap();
     assert_eq!(statuses, 40);
     assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(40.0));
-    let families = metrics_core::encoding::text::encode(&registry)
+    let families = vitals_core::encoding::text::encode(&registry)
         .lines()
         .filter(|l| l.starts_with("# TYPE http_requests_total"))
         .count();
@@ -381,7 +381,7 @@ async fn static_routes_are_remembered_and_stay_exact_next_to_dynamic_ones() {
     assert_eq!(total(&registry, "GET", "/users/{id}", "200"), Some(3.0));
     // Not routes: the unmatched sentinel every time, never the raw path.
     assert_eq!(total(&registry, "GET", UNMATCHED_ROUTE, "404"), Some(6.0));
-    let text = metrics_core::encoding::text::encode(&registry);
+    let text = vitals_core::encoding::text::encode(&registry);
     assert!(!text.contains("/health/x"), "{text}");
     assert_eq!(in_flight(&registry, "GET", "/users/me"), Some(0.0));
 }
@@ -709,7 +709,7 @@ async fn every_request_is_recorded_under_the_pattern_actix_routed_it_to() {
         total(&registry, "GET", UNMATCHED_ROUTE, "404").unwrap_or(0.0),
         f64::from(unmatched)
     );
-    let text = metrics_core::encoding::text::encode(&registry);
+    let text = vitals_core::encoding::text::encode(&registry);
     assert!(
         !text.contains("aaaa") && !text.contains("%2F"),
         "no raw path became a label"

@@ -18,7 +18,7 @@ pub type CollectError = Box<dyn std::error::Error + Send + Sync>;
 /// Closures are collectors too:
 ///
 /// ```
-/// use metrics_core::{MetricFamily, MetricValue, Registry};
+/// use vitals_core::{MetricFamily, MetricValue, Registry};
 ///
 /// struct Pool { size: usize, checked_out: usize }
 /// let pool = std::sync::Arc::new(Pool { size: 10, checked_out: 3 });
@@ -33,7 +33,7 @@ pub type CollectError = Box<dyn std::error::Error + Send + Sync>;
 ///     ])
 /// })?;
 /// assert_eq!(registry.get_sample_value("db_pool_checked_out", &[]), Some(3.0));
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 pub trait Collector: Send + Sync + 'static {
     /// The families to expose at this scrape.

@@ -53,13 +53,13 @@ impl CounterCore {
 /// Exposed as `<name>_total`; a name registered with the `_total` suffix keeps it only once.
 ///
 /// ```
-/// let registry = metrics_core::Registry::new();
+/// let registry = vitals_core::Registry::new();
 /// let jobs = registry.counter("jobs_processed", "Jobs processed.").register()?;
 /// jobs.inc();
 /// jobs.inc_by(2);
 /// assert_eq!(jobs.get(), 3);
 /// assert_eq!(registry.get_sample_value("jobs_processed_total", &[]), Some(3.0));
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Counter {
@@ -128,12 +128,12 @@ impl Sealed for Counter {
 /// refused with [`Error::InvalidValue`] and leave the total unchanged.
 ///
 /// ```
-/// let registry = metrics_core::Registry::new();
+/// let registry = vitals_core::Registry::new();
 /// let busy = registry.float_counter("busy_seconds", "Time spent busy.").register()?;
 /// busy.inc_by(0.25)?;
 /// assert!(busy.inc_by(-1.0).is_err());
 /// assert_eq!(busy.get(), 0.25);
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct FloatCounter {

@@ -1,4 +1,4 @@
-//! The one error type of metrics-core.
+//! The one error type of vitals-core.
 
 use std::fmt;
 
@@ -7,7 +7,7 @@ use crate::value::MetricKind;
 /// What went wrong when registering a metric, looking up a series or recording a value.
 ///
 /// Every variant names the offending string or value, so that the message alone tells a user
-/// what to fix. Nothing in metrics-core panics on bad input; it returns one of these.
+/// what to fix. Nothing in vitals-core panics on bad input; it returns one of these.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Error {

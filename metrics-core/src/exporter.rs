@@ -34,7 +34,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// decision to make explicitly.
 ///
 /// ```no_run
-/// use metrics_core::{exporter::Exporter, Registry};
+/// use vitals_core::{exporter::Exporter, Registry};
 ///
 /// # async fn run() -> std::io::Result<()> {
 /// let registry = Registry::new();

@@ -41,7 +41,7 @@ const MAX_NODES: usize = u32::MAX as usize - 1;
 /// misspell a name or forget one.
 ///
 /// ```
-/// use metrics_core::{LabelSet, Registry};
+/// use vitals_core::{LabelSet, Registry};
 ///
 /// struct Query<'a> {
 ///     table: &'a str,
@@ -65,7 +65,7 @@ const MAX_NODES: usize = u32::MAX as usize - 1;
 /// queries.get(&Query { table: "users", op: "select" }).inc();
 /// let value = registry.get_sample_value("db_queries_total", &[("op", "select"), ("table", "users")]);
 /// assert_eq!(value, Some(1.0));
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 pub trait LabelSet {
     /// The label names, in the order [`visit_values`](Self::visit_values) gives the values.
@@ -80,7 +80,7 @@ pub trait LabelSet {
 /// number in a flat array: no hashing and no string comparison.
 ///
 /// ```
-/// use metrics_core::{DenseLabelSet, LabelSet, Registry};
+/// use vitals_core::{DenseLabelSet, LabelSet, Registry};
 ///
 /// #[derive(Clone, Copy)]
 /// enum Outcome { Ok, Retry, Failed }
@@ -109,7 +109,7 @@ pub trait LabelSet {
 /// let jobs = registry.counter("jobs", "Jobs run.").typed_labels::<Outcome>().register_dense()?;
 /// jobs.get(&Outcome::Retry).inc();
 /// assert_eq!(registry.get_sample_value("jobs_total", &[("outcome", "retry")]), Some(1.0));
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 pub trait DenseLabelSet: LabelSet {
     /// How many distinct label sets there are.
@@ -153,7 +153,7 @@ pub(crate) struct Descriptor {
 /// that, new label sets go to the overflow series too.
 ///
 /// ```
-/// use metrics_core::Registry;
+/// use vitals_core::Registry;
 ///
 /// let registry = Registry::new();
 /// let requests = registry
@@ -178,7 +178,7 @@ pub(crate) struct Descriptor {
 /// let get_ok = requests.label_values(&["GET", "200"])?.clone();
 /// get_ok.inc();
 /// assert_eq!(get_ok.get(), 2);
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 pub struct Family<M: Metric> {
     core: Arc<FamilyCore<M>>,

@@ -9,14 +9,14 @@ use crate::value::{MetricKind, Number, Scratch, ValueRef};
 /// An integer gauge, such as requests in flight or queue depth.
 ///
 /// ```
-/// let registry = metrics_core::Registry::new();
+/// let registry = vitals_core::Registry::new();
 /// let in_flight = registry.gauge("jobs_in_flight", "Jobs being processed.").register()?;
 /// {
 ///     let _guard = in_flight.track();
 ///     assert_eq!(in_flight.get(), 1);
 /// }
 /// assert_eq!(in_flight.get(), 0, "the guard decrements when dropped, even on panic");
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Gauge {
@@ -105,12 +105,12 @@ impl Sealed for Gauge {
 /// A floating-point gauge, such as a temperature or a ratio.
 ///
 /// ```
-/// let registry = metrics_core::Registry::new();
+/// let registry = vitals_core::Registry::new();
 /// let temperature = registry.float_gauge("room_temperature_celsius", "Room temperature.").register()?;
 /// temperature.set(21.5);
 /// temperature.add(0.25);
 /// assert_eq!(temperature.get(), 21.75);
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct FloatGauge {

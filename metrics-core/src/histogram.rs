@@ -13,12 +13,12 @@ use crate::value::{HistogramRef, MetricKind, Scratch, ValueRef};
 /// The `+Inf` bucket is always added and is not listed here.
 ///
 /// ```
-/// use metrics_core::Buckets;
+/// use vitals_core::Buckets;
 ///
 /// assert_eq!(Buckets::linear(1.0, 2.0, 3)?.as_slice(), &[1.0, 3.0, 5.0]);
 /// assert_eq!(Buckets::exponential(0.01, 2.0, 4)?.as_slice(), &[0.01, 0.02, 0.04, 0.08]);
 /// assert!(Buckets::new([0.5, 0.1]).is_err(), "not increasing");
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Buckets {
@@ -164,7 +164,7 @@ pub(crate) fn check_bounds(bounds: &[f64]) -> Result<(), Error> {
 /// value cannot turn `_sum` into NaN for the rest of the process's life.
 ///
 /// ```
-/// use metrics_core::{Buckets, Registry};
+/// use vitals_core::{Buckets, Registry};
 ///
 /// let registry = Registry::new();
 /// let latency = registry
@@ -178,7 +178,7 @@ pub(crate) fn check_bounds(bounds: &[f64]) -> Result<(), Error> {
 /// }
 /// assert_eq!(registry.get_sample_value("job_duration_seconds_count", &[]), Some(3.0));
 /// assert_eq!(registry.get_sample_value("job_duration_seconds_bucket", &[("le", "1.0")]), Some(3.0));
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Histogram {

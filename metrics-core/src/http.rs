@@ -1,5 +1,5 @@
-//! The HTTP golden-signal recorder that every adapter shares, so that metrics-tower and
-//! metrics-actix record the same names, labels and values for the same traffic.
+//! The HTTP golden-signal recorder that every adapter shares, so that vitals-tower and
+//! vitals-actix record the same names, labels and values for the same traffic.
 //!
 //! An adapter calls [`HttpMetrics::start`] when a request arrives and keeps the returned
 //! [`RequestGuard`] alive until the response body has ended (inside the body wrapper): it
@@ -28,8 +28,8 @@
 //! one of them yourself on the same registry is a [`Conflict`](crate::Error::Conflict) error.
 //!
 //! ```
-//! use metrics_core::http::HttpMetrics;
-//! use metrics_core::Registry;
+//! use vitals_core::http::HttpMetrics;
+//! use vitals_core::Registry;
 //!
 //! let registry = Registry::new();
 //! let metrics = HttpMetrics::builder(&registry).build()?;
@@ -44,7 +44,7 @@
 //!     registry.get_sample_value("http_requests_in_flight", &[("method", "GET"), ("route", "/users/{id}")]),
 //!     Some(0.0)
 //! );
-//! # Ok::<(), metrics_core::Error>(())
+//! # Ok::<(), vitals_core::Error>(())
 //! ```
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -315,29 +315,29 @@ impl HttpMetricsBuilder {
 }
 
 /// The recorder's options as methods of an adapter's builder that keeps its
-/// [`HttpMetricsBuilder`] in the field `$field`, written once so that metrics-tower and
-/// metrics-actix offer the same options with the same defaults. Used inside the adapter's
+/// [`HttpMetricsBuilder`] in the field `$field`, written once so that vitals-tower and
+/// vitals-actix offer the same options with the same defaults. Used inside the adapter's
 /// `impl` block; not part of the public API.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __http_recorder_options {
     ($field:ident) => {
         /// Records into this registry (a sub-registry view applies its prefix and labels).
-        /// Defaults to [`Registry::global`](metrics_core::Registry::global).
+        /// Defaults to [`Registry::global`](vitals_core::Registry::global).
         pub fn registry(mut self, registry: &$crate::Registry) -> Self {
             self.$field = self.$field.registry(registry);
             self
         }
 
         /// Sets the naming preset. Defaults to
-        /// [`Naming::Prometheus`](metrics_core::http::Naming::Prometheus).
+        /// [`Naming::Prometheus`](vitals_core::http::Naming::Prometheus).
         pub fn naming(mut self, naming: $crate::http::Naming) -> Self {
             self.$field = self.$field.naming(naming);
             self
         }
 
         /// Sets the latency buckets, in seconds. Defaults to
-        /// [`Buckets::LATENCY_SECONDS`](metrics_core::Buckets::LATENCY_SECONDS).
+        /// [`Buckets::LATENCY_SECONDS`](vitals_core::Buckets::LATENCY_SECONDS).
         pub fn buckets(mut self, buckets: $crate::Buckets) -> Self {
             self.$field = self.$field.buckets(buckets);
             self
@@ -350,7 +350,7 @@ macro_rules! __http_recorder_options {
         }
 
         /// Sets the route label of requests no route matched. Defaults to
-        /// [`UNMATCHED_ROUTE`](metrics_core::route::UNMATCHED_ROUTE).
+        /// [`UNMATCHED_ROUTE`](vitals_core::route::UNMATCHED_ROUTE).
         pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
             self.$field = self.$field.unmatched_route(value);
             self
@@ -533,8 +533,8 @@ impl HttpMetrics {
     /// [`start`](Self::start): still right, only not faster.
     ///
     /// ```
-    /// use metrics_core::http::{HttpMetrics, RouteHint};
-    /// use metrics_core::Registry;
+    /// use vitals_core::http::{HttpMetrics, RouteHint};
+    /// use vitals_core::Registry;
     ///
     /// let registry = Registry::new();
     /// let metrics = HttpMetrics::builder(&registry).build()?;
@@ -547,7 +547,7 @@ impl HttpMetrics {
     /// }
     /// let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
     /// assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(3.0));
-    /// # Ok::<(), metrics_core::Error>(())
+    /// # Ok::<(), vitals_core::Error>(())
     /// ```
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start_hinted(
@@ -633,7 +633,7 @@ impl HttpMetrics {
 }
 
 /// Where one route's series are, for [`HttpMetrics::start_hinted`]: an adapter that keeps
-/// state per route (metrics-actix per route pattern, metrics-tower per service that axum's
+/// state per route (vitals-actix per route pattern, vitals-tower per service that axum's
 /// `Router::layer` wraps) keeps one of these with it, and its requests go straight to their
 /// series, with neither their labels hashed nor their series looked up. Empty until its
 /// second request (the first is looked up); then bound to that request's recorder and route.

@@ -9,7 +9,7 @@ use crate::value::{MetricKind, Scratch, ValueRef};
 /// OpenMetrics.
 ///
 /// ```
-/// let registry = metrics_core::Registry::new();
+/// let registry = vitals_core::Registry::new();
 /// registry
 ///     .info("build", "Build information.")
 ///     .register(&[("version", env!("CARGO_PKG_VERSION")), ("profile", "release")])?;
@@ -18,7 +18,7 @@ use crate::value::{MetricKind, Scratch, ValueRef};
 ///     &[("version", env!("CARGO_PKG_VERSION")), ("profile", "release")],
 /// );
 /// assert_eq!(value, Some(1.0));
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Info;

@@ -4,7 +4,7 @@
 //! # Quick start
 //!
 //! ```
-//! use metrics_core::{encoding::text, Registry};
+//! use vitals_core::{encoding::text, Registry};
 //!
 //! let registry = Registry::new();
 //! let requests = registry
@@ -23,7 +23,7 @@
 //!
 //! assert_eq!(registry.get_sample_value("http_requests_total", &[("method", "GET"), ("status", "200")]), Some(1.0));
 //! print!("{}", text::encode(&registry));
-//! # Ok::<(), metrics_core::Error>(())
+//! # Ok::<(), vitals_core::Error>(())
 //! ```
 //!
 //! # Feature flags
@@ -83,7 +83,7 @@
 //! by function, module and result, through one static per function: no lookup per call.
 //!
 //! ```
-//! #[metrics_core::instrumented]
+//! #[vitals_core::instrumented]
 //! async fn charge(cents: u64) -> Result<u64, std::io::Error> {
 //!     Ok(cents)
 //! }
@@ -91,7 +91,7 @@
 //!
 //! # HTTP services
 //!
-//! [`http::HttpMetrics`] is the golden-signal recorder that metrics-tower and metrics-actix
+//! [`http::HttpMetrics`] is the golden-signal recorder that vitals-tower and vitals-actix
 //! share: method normalisation, route and status labels, and a guard that records each request
 //! exactly once, however it ends. [`route::RouteTemplater`] turns raw paths into route
 //! templates for services whose router does not name routes.
@@ -155,7 +155,7 @@ pub use visit::OVERFLOW_LABEL_VALUE;
 #[cfg(feature = "macros")]
 #[doc = include_str!("instrumented.md")]
 #[doc(inline)]
-pub use metrics_macros::instrumented;
+pub use vitals_macros::instrumented;
 
 /// What `#[instrumented]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

@@ -40,9 +40,9 @@ pub const CONTENT_TYPE: &str = "application/x-protobuf";
 /// Builds an [`OtlpExporter`] whose `service.name` is the calling crate's package name.
 ///
 /// ```
-/// let registry = metrics_core::Registry::new();
-/// let exporter = metrics_core::otlp_exporter!(&registry, "http://127.0.0.1:4318")?;
-/// # Ok::<(), metrics_core::otlp::PushError>(())
+/// let registry = vitals_core::Registry::new();
+/// let exporter = vitals_core::otlp_exporter!(&registry, "http://127.0.0.1:4318")?;
+/// # Ok::<(), vitals_core::otlp::PushError>(())
 /// ```
 #[macro_export]
 macro_rules! otlp_exporter {
@@ -61,9 +61,9 @@ macro_rules! otlp_exporter {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use metrics_core::{otlp::OtlpExporter, Registry};
+/// use vitals_core::{otlp::OtlpExporter, Registry};
 ///
-/// # async fn run() -> Result<(), metrics_core::otlp::PushError> {
+/// # async fn run() -> Result<(), vitals_core::otlp::PushError> {
 /// let registry = Registry::new();
 /// let running = OtlpExporter::new(&registry, "http://127.0.0.1:4318")?
 ///     .service_name("billing-worker")

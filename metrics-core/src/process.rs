@@ -22,14 +22,14 @@ use crate::value::MetricValue;
 ///
 /// ```
 /// # #[cfg(target_os = "linux")] {
-/// use metrics_core::{ProcessCollector, Registry};
+/// use vitals_core::{ProcessCollector, Registry};
 ///
 /// let registry = Registry::new();
 /// registry.register_collector("process", ProcessCollector::new())?;
 /// let rss = registry.get_sample_value("process_resident_memory_bytes", &[]).unwrap();
 /// assert!(rss > 0.0);
 /// # }
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessCollector {

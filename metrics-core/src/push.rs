@@ -17,7 +17,7 @@ use crate::Registry;
 /// value, spaces, non-ASCII) are sent base64-encoded, as the Pushgateway expects.
 ///
 /// ```no_run
-/// use metrics_core::{push::Pushgateway, Registry};
+/// use vitals_core::{push::Pushgateway, Registry};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let registry = Registry::new();

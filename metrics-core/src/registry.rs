@@ -53,7 +53,7 @@ const COLLECTOR_ERRORS_METRIC: &str = "vitals_collector_errors";
 /// through it. Scraping any view exposes the whole store.
 ///
 /// ```
-/// use metrics_core::Registry;
+/// use vitals_core::Registry;
 ///
 /// let registry = Registry::new();
 /// let db = registry.with_prefix("db")?.with_const_labels(&[("pool", "main")])?;
@@ -66,7 +66,7 @@ const COLLECTOR_ERRORS_METRIC: &str = "vitals_collector_errors";
 /// assert_eq!(queries.get(), 2);
 /// // The same name with another type: an error, not a panic.
 /// assert!(db.gauge("queries_total", "Queries run.").register().is_err());
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Registry {
@@ -586,14 +586,14 @@ impl Registry {
     /// `"1"` and `"1.0"` both match the bucket bound 1). Returns `None` when no sample matches.
     ///
     /// ```
-    /// use metrics_core::Registry;
+    /// use vitals_core::Registry;
     ///
     /// let registry = Registry::new();
     /// let requests = registry.counter("requests", "Requests.").labels(["status"]).register()?;
     /// requests.labels(&[("status", "200")])?.inc();
     /// assert_eq!(registry.get_sample_value("requests_total", &[("status", "200")]), Some(1.0));
     /// assert_eq!(registry.get_sample_value("requests_total", &[("status", "500")]), None);
-    /// # Ok::<(), metrics_core::Error>(())
+    /// # Ok::<(), vitals_core::Error>(())
     /// ```
     #[must_use]
     pub fn get_sample_value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {

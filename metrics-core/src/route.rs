@@ -28,7 +28,7 @@ const MAX_PATH_BYTES: usize = 512;
 ///    sending a million random paths adds at most that many label values.
 ///
 /// ```
-/// use metrics_core::route::{RouteTemplater, UNMATCHED_ROUTE};
+/// use vitals_core::route::{RouteTemplater, UNMATCHED_ROUTE};
 ///
 /// let templater = RouteTemplater::new()
 ///     .pattern("/users/:id/orders/<order_id>")?
@@ -41,7 +41,7 @@ const MAX_PATH_BYTES: usize = 512;
 ///     "/sessions/{uuid}"
 /// );
 /// assert_eq!(templater.template("/wp-login.php"), UNMATCHED_ROUTE);
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct RouteTemplater {

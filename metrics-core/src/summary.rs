@@ -119,7 +119,7 @@ impl SummaryConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use metrics_core::Registry;
+/// use vitals_core::Registry;
 ///
 /// let registry = Registry::new();
 /// let sizes = registry
@@ -132,7 +132,7 @@ impl SummaryConfig {
 /// }
 /// let median = registry.get_sample_value("upload_size_bytes", &[("quantile", "0.5")]).unwrap();
 /// assert!((median - 500.0).abs() <= 0.01 * 500.0, "within 1% of the true median");
-/// # Ok::<(), metrics_core::Error>(())
+/// # Ok::<(), vitals_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Summary {

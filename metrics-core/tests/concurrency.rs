@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use metrics_core::{encoding::text, Buckets, Registry};
+use vitals_core::{encoding::text, Buckets, Registry};
 
 const THREADS: u64 = 4;
 
@@ -168,7 +168,7 @@ fn summary_and_gauges_lose_nothing_across_threads() {
 
 #[test]
 fn http_requests_on_many_threads_scrape_consistently_and_add_up() {
-    use metrics_core::http::{HttpMetrics, RequestGuard};
+    use vitals_core::http::{HttpMetrics, RequestGuard};
 
     const SCRAPES: usize = 200;
     let registry = Registry::new();

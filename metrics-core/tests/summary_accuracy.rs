@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use metrics_core::Registry;
+use vitals_core::Registry;
 
 /// splitmix64: a small, well-mixed deterministic generator, so that failures reproduce.
 struct Rng(u64);

@@ -34,6 +34,8 @@ pub(crate) struct Args {
     pub(crate) predicate: Option<Predicate>,
     /// `labels(key = "value", ...)`: constant labels.
     pub(crate) labels: Option<(kw::labels, Vec<(String, String)>)>,
+    /// `crate = path`: where the core crate is, for a dependency renamed or re-exported.
+    pub(crate) krate: Option<(Token![crate], Path)>,
 }
 
 /// A user predicate deciding the `result` label.
@@ -103,6 +105,11 @@ impl Parse for Args {
                 let keyword: kw::labels = input.parse()?;
                 once(&args.labels, keyword.span, "labels")?;
                 args.labels = Some((keyword, parse_labels(input)?));
+            } else if lookahead.peek(Token![crate]) {
+                let keyword: Token![crate] = input.parse()?;
+                once(&args.krate, keyword.span, "crate")?;
+                input.parse::<Token![=]>()?;
+                args.krate = Some((keyword, input.parse()?));
             } else {
                 return Err(lookahead.error());
             }
@@ -244,6 +251,7 @@ impl Args {
             registry: self.registry.or_else(|| outer.registry.clone()),
             skip: self.skip,
             predicate: self.predicate.or_else(|| outer.predicate.clone()),
+            krate: self.krate.or_else(|| outer.krate.clone()),
             labels: match (self.labels, &outer.labels) {
                 (Some((kw, mut own)), Some((_, theirs))) => {
                     for (k, v) in theirs {

@@ -279,6 +279,7 @@ fn instrument_fn(
     let start = call_start(args, method_of_self);
     let finish = call_finish(args);
 
+    let private = private(args);
     let shape = if sig.asyncness.is_some() {
         Shape::Async
     } else {
@@ -300,7 +301,7 @@ fn instrument_fn(
                 #site
                 let __vitals_call = #start;
                 #[allow(clippy::redundant_closure_call)]
-                let __vitals_ret #ret_type = ::metrics_core::__private::call_once(move || #inner);
+                let __vitals_ret #ret_type = #private::call_once(move || #inner);
                 #finish
             }
         }
@@ -360,7 +361,17 @@ impl UnrawString for syn::Ident {
     }
 }
 
+/// The path of the core crate's private module: `::vitals_core::__private`, or the
+/// `crate = path` argument's (spanned there, so that a wrong path is an error at it).
+fn private(args: &Args) -> TokenStream {
+    match &args.krate {
+        Some((_, path)) => quote_spanned!(path.span()=> #path::__private),
+        None => quote!(::vitals_core::__private),
+    }
+}
+
 fn site_static(args: &Args, function: &str) -> TokenStream {
+    let private = private(args);
     let (buckets, bounds) = match &args.buckets {
         Some((_, bounds)) => {
             let n = bounds.len() + 1;
@@ -368,8 +379,8 @@ fn site_static(args: &Args, function: &str) -> TokenStream {
             (quote!(#n), quote!(&[#(#lits),*]))
         }
         None => (
-            quote!({ ::metrics_core::__private::DEFAULT_BUCKETS }),
-            quote!(::metrics_core::__private::DEFAULT_BOUNDS),
+            quote!({ #private::DEFAULT_BUCKETS }),
+            quote!(#private::DEFAULT_BOUNDS),
         ),
     };
     let labels = args
@@ -378,8 +389,8 @@ fn site_static(args: &Args, function: &str) -> TokenStream {
         .flat_map(|(_, labels)| labels)
         .map(|(k, v)| quote!((#k, #v)));
     quote! {
-        static __VITALS_SITE: ::metrics_core::__private::Site<#buckets> =
-            ::metrics_core::__private::Site::new(::metrics_core::__private::SiteMeta {
+        static __VITALS_SITE: #private::Site<#buckets> =
+            #private::Site::new(#private::SiteMeta {
                 function: #function,
                 module: ::core::module_path!(),
                 bounds: #bounds,
@@ -389,37 +400,39 @@ fn site_static(args: &Args, function: &str) -> TokenStream {
 }
 
 fn call_start(args: &Args, method_of_self: bool) -> TokenStream {
+    let private = private(args);
     let registry = match &args.registry {
         Some((_, path)) => quote_spanned! {path.span()=>
-            || -> &'static ::metrics_core::__private::Registry { &#path }
+            || -> &'static #private::Registry { &#path }
         },
-        None => quote!(::metrics_core::__private::Registry::global),
+        None => quote!(#private::Registry::global),
     };
     let self_type = if method_of_self {
         quote!(|| ::core::option::Option::Some(::core::any::type_name::<Self>()))
     } else {
         quote!(|| ::core::option::Option::None)
     };
-    quote!(::metrics_core::__private::Call::start(&__VITALS_SITE, #registry, #self_type))
+    quote!(#private::Call::start(&__VITALS_SITE, #registry, #self_type))
 }
 
 /// Classifies `__vitals_ret`, records, and gives it back.
 fn call_finish(args: &Args) -> TokenStream {
+    let private = private(args);
     let outcome = match &args.predicate {
         // `ok_if`: `true` is ok; `error_if`: `true` is an error. Spanned at the user's path, so
         // that a predicate of the wrong type is an error there.
         Some(Predicate::OkIf(path)) => quote_spanned! {path.span()=>
-            ::metrics_core::__private::outcome::from_predicate(!#path(&__vitals_ret))
+            #private::outcome::from_predicate(!#path(&__vitals_ret))
         },
         Some(Predicate::ErrorIf(path)) => quote_spanned! {path.span()=>
-            ::metrics_core::__private::outcome::from_predicate(#path(&__vitals_ret))
+            #private::outcome::from_predicate(#path(&__vitals_ret))
         },
         None => quote! {{
             #[allow(unused_imports)]
-            use ::metrics_core::__private::outcome::{
+            use #private::outcome::{
                 AnyResult as _, Anything as _, Response as _, ResultOfResponse as _, StatusLast as _,
             };
-            (&&&&&::metrics_core::__private::outcome::Classify(&__vitals_ret)).__vitals_outcome()
+            (&&&&&#private::outcome::Classify(&__vitals_ret)).__vitals_outcome()
         }},
     };
     quote! {
@@ -571,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn generated_code_names_only_private_paths_of_metrics_core() {
+    fn generated_code_names_only_private_paths_of_vitals_core() {
         let out = expand(
             quote!(),
             quote!(
@@ -580,10 +593,37 @@ mod tests {
                 }
             ),
         );
-        for path in out.split(":: metrics_core ::").skip(1) {
+        for path in out.split(":: vitals_core ::").skip(1) {
             assert!(path.trim_start().starts_with("__private"), "{out}");
         }
-        assert!(out.contains(":: metrics_core :: __private :: Call :: start"));
+        assert!(out.contains(":: vitals_core :: __private :: Call :: start"));
+    }
+
+    #[test]
+    fn a_crate_path_replaces_vitals_core_everywhere_and_impl_methods_inherit_it() {
+        let out = expand(
+            quote!(crate = my_app::observability),
+            quote!(
+                fn f() -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(!out.contains("vitals_core"), "{out}");
+        assert!(out.contains("my_app :: observability :: __private :: Call :: start"));
+
+        let out = expand(
+            quote!(crate = renamed),
+            quote!(
+                impl Store {
+                    fn get(&self) -> u8 {
+                        1
+                    }
+                }
+            ),
+        );
+        assert!(!out.contains("vitals_core"), "{out}");
+        assert!(out.contains("renamed :: __private :: Site"), "{out}");
     }
 
     #[test]

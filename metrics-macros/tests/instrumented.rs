@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::LazyLock;
 use std::task::{Context, Waker};
 
-use metrics_core::{instrumented, Registry};
+use vitals_core::{instrumented, Registry};
 
 /// `function_calls_total` of one function and result, 0 when absent; the module is the caller's.
 macro_rules! calls {

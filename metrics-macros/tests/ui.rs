@@ -2,7 +2,7 @@
 //!
 //! The `.stderr` files hold the compiler's exact output, which changes between compiler
 //! versions, so they are written by one pinned toolchain (the one CI uses). Regenerate them
-//! after a deliberate change with `TRYBUILD=overwrite cargo test -p metrics-macros --test ui`
+//! after a deliberate change with `TRYBUILD=overwrite cargo test -p vitals-macros --test ui`
 //! and review the diff.
 
 /// The toolchain that wrote the `.stderr` files.
@@ -18,7 +18,7 @@ fn ui() {
     assert!(
         version.starts_with(PINNED),
         "the UI tests' .stderr files were written by {PINNED}x and this is {version}; run them \
-         with that toolchain (`rustup run 1.95 cargo test -p metrics-macros --test ui`) or \
+         with that toolchain (`rustup run 1.95 cargo test -p vitals-macros --test ui`) or \
          regenerate them with TRYBUILD=overwrite and review the diff"
     );
     let t = trybuild::TestCases::new();

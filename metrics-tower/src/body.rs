@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use metrics_core::http::RequestGuard;
+use vitals_core::http::RequestGuard;
 use pin_project_lite::pin_project;
 
 pin_project! {
@@ -112,7 +112,7 @@ mod counting {
     use bytes::Bytes;
     use http::Request;
     use http_body::{Body, Frame, SizeHint};
-    use metrics_core::http::{BodyCounter, RequestGuard};
+    use vitals_core::http::{BodyCounter, RequestGuard};
     use pin_project_lite::pin_project;
 
     pin_project! {

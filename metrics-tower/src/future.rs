@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use metrics_core::http::RequestGuard;
+use vitals_core::http::RequestGuard;
 use pin_project_lite::pin_project;
 
 use crate::body::ResponseBody;

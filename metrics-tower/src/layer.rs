@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Uri};
-use metrics_core::http::{HttpMetrics, HttpMetricsBuilder};
-use metrics_core::route::RouteTemplater;
-use metrics_core::{Error, Registry};
+use vitals_core::http::{HttpMetrics, HttpMetricsBuilder};
+use vitals_core::route::RouteTemplater;
+use vitals_core::{Error, Registry};
 use tower_layer::Layer;
 
 use crate::service::Metrics;
@@ -78,7 +78,7 @@ impl Default for MetricsLayer {
 
 impl MetricsLayer {
     /// The layer with every default: the process-wide registry, Prometheus names, the
-    /// latency buckets of [`Buckets::LATENCY_SECONDS`](metrics_core::Buckets::LATENCY_SECONDS),
+    /// latency buckets of [`Buckets::LATENCY_SECONDS`](vitals_core::Buckets::LATENCY_SECONDS),
     /// `/metrics` served.
     ///
     /// It never panics: if the registry already holds metrics of the same names with another
@@ -144,7 +144,7 @@ impl fmt::Debug for MetricsLayerBuilder {
 }
 
 impl MetricsLayerBuilder {
-    metrics_core::__http_recorder_options!(http);
+    vitals_core::__http_recorder_options!(http);
 
     /// Also records body sizes: the response's real bytes, counted as they pass, and the
     /// request's. Under axum's `Router::layer` the request body's bytes are counted as the

@@ -4,12 +4,12 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use metrics_tower::MetricsLayer;
+//! use vitals_tower::MetricsLayer;
 //! # use tower::ServiceExt as _;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let registry = metrics_core::Registry::new(); // or leave it out: the process-wide one
+//! let registry = vitals_core::Registry::new(); // or leave it out: the process-wide one
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(|| async { "a user" }))
 //!     .layer(MetricsLayer::builder().registry(&registry).build().unwrap());
@@ -40,13 +40,13 @@
 //!
 //! # What is recorded
 //!
-//! For every request, with the names and labels of [`metrics_core::http`] (Prometheus names
-//! by default, OpenTelemetry's with [`Naming::OpenTelemetry`](metrics_core::http::Naming)):
+//! For every request, with the names and labels of [`vitals_core::http`] (Prometheus names
+//! by default, OpenTelemetry's with [`Naming::OpenTelemetry`](vitals_core::http::Naming)):
 //! `http_requests_total{method,route,status}`, `http_request_duration_seconds{method,route,status}`
 //! and `http_requests_in_flight{method,route}`, plus body sizes when asked.
 //!
 //! - **Route**: axum's `MatchedPath` (the full template, also under nested routers); a
-//!   [`RouteTemplater`](metrics_core::route::RouteTemplater) for services without one; else the
+//!   [`RouteTemplater`](vitals_core::route::RouteTemplater) for services without one; else the
 //!   unmatched value, shared by every request no route matched (fallbacks, 404s, 405s). A raw
 //!   path never becomes a label value.
 //! - **Nested services** (`Router::nest_service`, such as tower-http's `ServeDir`): axum gives
@@ -55,14 +55,14 @@
 //!   built-in rules, so that requests no route matched stay unmatched:
 //!
 //!   ```
-//!   use metrics_core::route::RouteTemplater;
-//!   use metrics_tower::MetricsLayer;
+//!   use vitals_core::route::RouteTemplater;
+//!   use vitals_tower::MetricsLayer;
 //!
 //!   let templater = RouteTemplater::new()
 //!       .pattern("/static/{*file}")? // `GET /static/css/site.css` is `/static/{*file}`
 //!       .learned_templates(0); // patterns only
 //!   let layer = MetricsLayer::builder().route_templater(templater).build()?;
-//!   # Ok::<(), metrics_core::Error>(())
+//!   # Ok::<(), vitals_core::Error>(())
 //!   ```
 //! - **Method**: the standard methods as they are, anything else `_OTHER`.
 //! - **Latency** runs until the response body ends or is dropped (the guard lives in the
@@ -73,7 +73,7 @@
 //!   (WebSocket) are counted but kept out of the latency histogram.
 //!
 //! `Router::layer` wraps each route's handler in a service of its own, and each such service
-//! keeps its route's series (through [`metrics_core::http::RouteHint`]): a request routed by
+//! keeps its route's series (through [`vitals_core::http::RouteHint`]): a request routed by
 //! axum goes straight to them, with no labels hashed. Routes from the templater vary from
 //! request to request and are looked up by their labels.
 //!
@@ -83,6 +83,10 @@
 //! client's `Accept` header asks for, without reaching your handlers and without being counted
 //! unless [`MetricsLayerBuilder::count_endpoint`] says so.
 //! [`MetricsLayerBuilder::endpoint_access`] decides who may read it.
+
+/// The core crate, re-exported: its registry, metric types and encoders are the ones this
+/// crate records into, so one dependency is enough.
+pub use vitals_core;
 
 mod body;
 mod future;

@@ -1,4 +1,4 @@
-//! metrics-tower on real axum routers, through `ServiceExt::oneshot`: every point of the
+//! vitals-tower on real axum routers, through `ServiceExt::oneshot`: every point of the
 //! golden signals, for the cases that peers get wrong.
 
 use std::convert::Infallible;
@@ -11,10 +11,10 @@ use bytes::Bytes;
 use futures_util::stream;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
-use metrics_core::http::Naming;
-use metrics_core::route::{RouteTemplater, UNMATCHED_ROUTE};
-use metrics_core::Registry;
-use metrics_tower::MetricsLayer;
+use vitals_core::http::Naming;
+use vitals_core::route::{RouteTemplater, UNMATCHED_ROUTE};
+use vitals_core::Registry;
+use vitals_tower::MetricsLayer;
 use tower::ServiceExt as _;
 
 fn layer(registry: &Registry) -> MetricsLayer {
@@ -127,7 +127,7 @@ async fn routes_are_templates_under_nesting_and_methods_are_normalised() {
         Some(1.0)
     );
     assert_eq!(total(&registry, "GET", "/error", "500"), Some(1.0));
-    let text = metrics_core::encoding::text::encode(&registry);
+    let text = vitals_core::encoding::text::encode(&registry);
     assert!(!text.contains("/users/42"), "no raw path in any label");
     assert_eq!(in_flight(&registry, "GET", "/users/{id}"), Some(0.0));
 }
@@ -144,7 +144,7 @@ async fn a_flood_of_random_unmatched_paths_adds_a_constant_number_of_series() {
         total(&registry, "GET", UNMATCHED_ROUTE, "404"),
         Some(10_000.0)
     );
-    let series = metrics_core::encoding::text::encode(&registry)
+    let series = vitals_core::encoding::text::encode(&registry)
         .lines()
         .filter(|l| l.starts_with("http_requests_total{"))
         .count();
@@ -259,7 +259,7 @@ async fn the_endpoint_serves_negotiated_metrics_without_counting_itself() {
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(
         response.headers()["content-type"],
-        metrics_core::encoding::openmetrics::CONTENT_TYPE
+        vitals_core::encoding::openmetrics::CONTENT_TYPE
     );
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(body.ends_with(b"# EOF\n"));
@@ -277,7 +277,7 @@ async fn the_endpoint_can_be_guarded_moved_counted_or_turned_off() {
             .registry(&registry)
             .endpoint(Some("/internal/metrics"))
             .count_endpoint(true)
-            .endpoint_access(|request: &metrics_tower::EndpointRequest<'_>| {
+            .endpoint_access(|request: &vitals_tower::EndpointRequest<'_>| {
                 request
                     .headers
                     .get("x-token")
@@ -677,7 +677,7 @@ async fn nested_services_share_the_unmatched_value_unless_a_templater_names_them
     assert_eq!(total(&named, "GET", "/static", "200"), Some(1.0));
     assert_eq!(total(&named, "GET", UNMATCHED_ROUTE, "404"), Some(1.0));
     assert_eq!(total(&named, "GET", UNMATCHED_ROUTE, "200"), None);
-    let text = metrics_core::encoding::text::encode(&named);
+    let text = vitals_core::encoding::text::encode(&named);
     assert!(
         !text.contains("a.css") && !text.contains("/nope"),
         "no raw path"

@@ -138,7 +138,7 @@ pub fn python_parse_openmetrics(exposition: &str) -> Vec<ParsedSample> {
 }
 
 /// Reads our JSON export with Python's `json` module and flattens it into the samples the
-/// text formats would show, following the shape documented in `metrics_core::encoding::json`.
+/// text formats would show, following the shape documented in `vitals_core::encoding::json`.
 ///
 /// # Panics
 ///

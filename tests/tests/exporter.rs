@@ -5,9 +5,9 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_core::encoding::{openmetrics, text};
-use metrics_core::exporter::Exporter;
-use metrics_core::{Buckets, Registry};
+use vitals_core::encoding::{openmetrics, text};
+use vitals_core::exporter::Exporter;
+use vitals_core::{Buckets, Registry};
 use vitals_tests::http::{get, request, HttpResponse};
 use vitals_tests::prometheus::PrometheusServer;
 

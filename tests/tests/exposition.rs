@@ -4,7 +4,7 @@
 //! `json` module reads the JSON export back to the same values. For every metric type, hostile
 //! label values and help text.
 
-use metrics_core::{
+use vitals_core::{
     encoding::{json, openmetrics, text},
     Buckets, MetricFamily, MetricKind, MetricValue, ProcessCollector, Registry,
 };
@@ -371,7 +371,7 @@ static FUNCTIONS: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(|| {
         .unwrap()
 });
 
-#[metrics_core::instrumented(registry = FUNCTIONS, labels(team = "quo\"te\\n"))]
+#[vitals_core::instrumented(registry = FUNCTIONS, labels(team = "quo\"te\\n"))]
 fn checkout(fail: bool) -> Result<u32, String> {
     if fail {
         return Err("declined".into());
@@ -379,7 +379,7 @@ fn checkout(fail: bool) -> Result<u32, String> {
     Ok(1)
 }
 
-#[metrics_core::instrumented(registry = FUNCTIONS, buckets = [0.001, 0.5])]
+#[vitals_core::instrumented(registry = FUNCTIONS, buckets = [0.001, 0.5])]
 async fn never_finishes() {
     std::future::pending::<()>().await;
 }
@@ -451,7 +451,7 @@ fn instrumented_function_metrics_pass_promtool_and_both_python_parsers() {
     assert_read_back_exactly(&FUNCTIONS, &om_samples);
 }
 
-#[metrics_core::instrumented(registry = FUNCTIONS)]
+#[vitals_core::instrumented(registry = FUNCTIONS)]
 fn checkout_panics() {
     panic!("on purpose");
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use metrics_core::otlp::{OtlpExporter, PushError};
-use metrics_core::{Buckets, Registry};
+use vitals_core::otlp::{OtlpExporter, PushError};
+use vitals_core::{Buckets, Registry};
 use vitals_tests::http::CaptureServer;
 use vitals_tests::prometheus::poll;
 use vitals_tests::python_decode_otlp;

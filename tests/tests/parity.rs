@@ -1,5 +1,5 @@
-//! Parity: the same request script sent to an axum app (metrics-tower) and an actix-web app
-//! (metrics-actix) with the same routes gives the same series names, label sets and counts.
+//! Parity: the same request script sent to an axum app (vitals-tower) and an actix-web app
+//! (vitals-actix) with the same routes gives the same series names, label sets and counts.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -10,8 +10,8 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use metrics_core::encoding::text;
-use metrics_core::Registry;
+use vitals_core::encoding::text;
+use vitals_core::Registry;
 use tower::ServiceExt as _;
 
 /// Method, path: matched, unmatched, errors, custom methods, streaming.
@@ -63,7 +63,7 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
         )
         .route("/stream", get(|| async { Body::from_stream(chunks()) }))
         .layer(
-            metrics_tower::MetricsLayer::builder()
+            vitals_tower::MetricsLayer::builder()
                 .registry(&tower_registry)
                 .body_sizes(true)
                 .build()
@@ -72,7 +72,7 @@ async fn axum_and_actix_expose_the_same_series_for_the_same_traffic() {
     let actix_app = actix_test::init_service(
         App::new()
             .wrap(
-                metrics_actix::Metrics::builder()
+                vitals_actix::Metrics::builder()
                     .registry(&actix_registry)
                     .body_sizes(true)
                     .build()

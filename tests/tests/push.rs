@@ -5,8 +5,8 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use metrics_core::push::{PushError, Pushgateway};
-use metrics_core::Registry;
+use vitals_core::push::{PushError, Pushgateway};
+use vitals_core::Registry;
 use vitals_tests::http::get;
 use vitals_tests::prometheus::PushgatewayServer;
 use vitals_tests::{python_parse_text, ParsedSample};

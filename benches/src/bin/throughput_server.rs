@@ -14,7 +14,7 @@ async fn main() {
     let router = Router::new().route("/users/{id}", get(|| async { "a user" }));
     let app = match mode.as_str() {
         "bare" => router,
-        "vitals" => router.layer(metrics_tower::MetricsLayer::new()),
+        "vitals" => router.layer(vitals_tower::MetricsLayer::new()),
         // A layer that records nothing: the floor under any body-watching middleware.
         "noop" => router.layer(vitals_benches::noop::NoopLayer),
         other => {

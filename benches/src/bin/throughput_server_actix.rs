@@ -29,7 +29,7 @@ async fn main() -> std::io::Result<()> {
         "bare" => serve!(App::new()),
         // A middleware that records nothing: the floor under any body-watching middleware.
         "noop" => serve!(App::new().wrap(vitals_benches::noop::NoopMiddleware)),
-        "vitals" => serve!(App::new().wrap(metrics_actix::Metrics::new())),
+        "vitals" => serve!(App::new().wrap(vitals_actix::Metrics::new())),
         other => {
             eprintln!("unknown mode {other:?}: use bare, noop or vitals");
             std::process::exit(2);

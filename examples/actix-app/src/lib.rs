@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
 use bytes::Bytes;
-use metrics_actix::Metrics;
-use metrics_core::{instrumented, Registry};
+use vitals_actix::Metrics;
+use vitals_core::{instrumented, Registry};
 
 /// The app's metrics: the HTTP middleware's and `#[instrumented]` functions'. A `static`
 /// rather than [`Registry::global`] only so that the end-to-end test can run this app and
@@ -32,7 +32,7 @@ pub fn app() -> Result<
             InitError = (),
         >,
     >,
-    metrics_core::Error,
+    vitals_core::Error,
 > {
     let metrics = Metrics::builder().registry(&REGISTRY).build()?;
     Ok(App::new()

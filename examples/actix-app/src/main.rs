@@ -2,7 +2,7 @@
 //!
 //! Run it with `cargo run -p actix-app` (it listens on `LISTEN`, `127.0.0.1:3001` by default).
 
-use metrics_core::ProcessCollector;
+use vitals_core::ProcessCollector;
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {

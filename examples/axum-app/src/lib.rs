@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use metrics_core::{instrumented, Registry};
-use metrics_tower::MetricsLayer;
+use vitals_core::{instrumented, Registry};
+use vitals_tower::MetricsLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 /// The app's metrics: the HTTP layer's and `#[instrumented]` functions'. A `static` rather
@@ -35,7 +35,7 @@ pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 /// # Errors
 ///
 /// A conflict with metrics already in `registry` under the HTTP metric names.
-pub fn app() -> Result<Router, metrics_core::Error> {
+pub fn app() -> Result<Router, vitals_core::Error> {
     let metrics = MetricsLayer::builder().registry(&REGISTRY).build()?;
     Ok(Router::new()
         .route("/", get(|| async { "Welcome to the vitals example.\n" }))

@@ -5,7 +5,7 @@
 //! then try `curl localhost:3000/users/42`, `curl localhost:3000/stream`, and
 //! `curl localhost:3000/metrics`.
 
-use metrics_core::ProcessCollector;
+use vitals_core::ProcessCollector;
 
 #[tokio::main]
 async fn main() {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use metrics_core::{encoding::text, Buckets, Error, ProcessCollector, Registry};
+use vitals_core::{encoding::text, Buckets, Error, ProcessCollector, Registry};
 
 fn main() -> Result<(), Error> {
     let registry = Registry::new();

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use metrics_core::push::Pushgateway;
-use metrics_core::{Buckets, Registry};
+use vitals_core::push::Pushgateway;
+use vitals_core::{Buckets, Registry};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use metrics_core::exporter::Exporter;
-use metrics_core::{ProcessCollector, Registry};
+use vitals_core::exporter::Exporter;
+use vitals_core::{ProcessCollector, Registry};
 
 #[tokio::main]
 async fn main() {

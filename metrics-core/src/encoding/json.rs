@@ -22,7 +22,7 @@
 //! Constant labels are in each sample's `labels`.
 //!
 //! ```
-//! use metrics_core::{encoding::json, Registry};
+//! use vitals_core::{encoding::json, Registry};
 //!
 //! let registry = Registry::new();
 //! registry.gauge("queue_depth", "Jobs waiting.").register()?.set(3);
@@ -30,7 +30,7 @@
 //!     json::encode(&registry),
 //!     r#"{"metrics":[{"name":"queue_depth","type":"gauge","help":"Jobs waiting.","unit":null,"samples":[{"labels":{},"value":3}]}]}"#
 //! );
-//! # Ok::<(), metrics_core::Error>(())
+//! # Ok::<(), vitals_core::Error>(())
 //! ```
 
 use std::fmt::Write as _;

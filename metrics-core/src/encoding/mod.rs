@@ -101,7 +101,7 @@ impl Format {
     /// unsatisfiable header gives the Prometheus text format: never an error.
     ///
     /// ```
-    /// use metrics_core::encoding::Format;
+    /// use vitals_core::encoding::Format;
     ///
     /// // What Prometheus sends when it prefers OpenMetrics.
     /// let prometheus = "application/openmetrics-text;version=1.0.0;q=0.5,\

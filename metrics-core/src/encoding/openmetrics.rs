@@ -1,7 +1,7 @@
 //! The OpenMetrics 1.0 text format, with `# UNIT`, `_created` samples, exemplars and `# EOF`.
 //!
 //! ```
-//! use metrics_core::{encoding::openmetrics, Registry};
+//! use vitals_core::{encoding::openmetrics, Registry};
 //!
 //! let registry = Registry::new();
 //! let jobs = registry.counter("jobs", "Jobs run.").register()?;
@@ -11,7 +11,7 @@
 //! assert!(body.starts_with("# TYPE jobs counter\n# HELP jobs Jobs run.\njobs_total 1 # {trace_id=\"4bf92f3577b34da6\"} 1.0 "));
 //! assert!(body.contains("\njobs_created "));
 //! assert!(body.ends_with("# EOF\n"));
-//! # Ok::<(), metrics_core::Error>(())
+//! # Ok::<(), vitals_core::Error>(())
 //! ```
 //!
 //! Where the format forbids what a series holds, the sample is left out rather than the

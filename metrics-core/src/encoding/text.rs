@@ -1,7 +1,7 @@
 //! The Prometheus text exposition format, version 0.0.4.
 //!
 //! ```
-//! use metrics_core::{encoding::text, Registry};
+//! use vitals_core::{encoding::text, Registry};
 //!
 //! let registry = Registry::new();
 //! let requests = registry.counter("requests", "Requests served.").labels(["path"]).register()?;
@@ -14,7 +14,7 @@
 //!     r#"requests_total{path="/a \"quoted\" path"} 1"#,
 //! ];
 //! assert_eq!(body, expected.join("\n") + "\n");
-//! # Ok::<(), metrics_core::Error>(())
+//! # Ok::<(), vitals_core::Error>(())
 //! ```
 
 use crate::registry::Registry;

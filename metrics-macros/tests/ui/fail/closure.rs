@@ -1,4 +1,4 @@
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 fn main() {
     let add = #[instrumented] |a: u32, b: u32| a + b;

@@ -1,4 +1,4 @@
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 #[instrumented(name = "checkout", name = "pay")]
 fn checkout() {}

@@ -1,7 +1,7 @@
 // The function's other attributes survive the expansion: `#[must_use]` still warns.
 #![deny(unused_must_use)]
 
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 #[instrumented]
 #[must_use = "the total is the point"]

@@ -1,4 +1,4 @@
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 fn ok(_: &u32) -> bool {
     true

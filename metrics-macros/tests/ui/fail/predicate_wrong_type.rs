@@ -1,4 +1,4 @@
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 fn is_bad(code: &str) -> bool {
     code.is_empty()

@@ -1,7 +1,7 @@
 //! Every form expands to code without a single warning.
 #![deny(warnings)]
 
-use metrics_core::instrumented;
+use vitals_core::instrumented;
 
 #[instrumented]
 fn unit() {}

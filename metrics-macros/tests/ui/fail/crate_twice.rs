@@ -1,0 +1,4 @@
+#[vitals_core::instrumented(crate = vitals_core, crate = vitals_core)]
+fn checkout() {}
+
+fn main() {}
