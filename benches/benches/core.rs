@@ -12,11 +12,11 @@ use measured::metric::name::MetricName;
 use measured::metric::MetricFamilyEncoding;
 use measured::{FixedCardinalityLabel, LabelGroup};
 use metrics::Recorder as _;
+use vitals_benches::latencies;
 use vitals_core::{
     encoding::{openmetrics, text},
     Buckets, Registry,
 };
-use vitals_benches::latencies;
 
 /// The 14 latency bounds every crate's histograms use.
 const BOUNDS: [f64; 14] = [

@@ -14,9 +14,9 @@ use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
 use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
 use vitals_core::Registry;
 use vitals_tower::MetricsLayer;
-use tower::ServiceExt as _;
 
 fn router() -> Router {
     Router::new()

@@ -31,8 +31,8 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt as _;
-use vitals_core::Registry;
 use tower::ServiceExt as _;
+use vitals_core::Registry;
 
 /// Requests per variant per round: a few milliseconds.
 const BATCH: u64 = 4_000;

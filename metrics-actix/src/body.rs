@@ -5,8 +5,8 @@ use std::task::{ready, Context, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
-use vitals_core::http::RequestGuard;
 use pin_project_lite::pin_project;
+use vitals_core::http::RequestGuard;
 
 pin_project! {
     /// A response body timed until it ends or is dropped (a client that went away mid-body):

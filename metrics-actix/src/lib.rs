@@ -72,6 +72,8 @@
 //! counted unless [`MetricsBuilder::count_endpoint`] says so; [`MetricsBuilder::endpoint_access`]
 //! decides who may read it.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 /// The core crate, re-exported: its registry, metric types and encoders are the ones this
 /// crate records into, so one dependency is enough.
 pub use vitals_core;

@@ -13,9 +13,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
+use pin_project_lite::pin_project;
 use vitals_core::http::{endpoint_response, HttpMetrics, HttpMetricsBuilder, RequestGuard};
 use vitals_core::{Error, Registry};
-use pin_project_lite::pin_project;
 
 use crate::body::MetricsBody;
 use crate::patterns::{Patterns, Pending};

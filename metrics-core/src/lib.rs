@@ -101,6 +101,8 @@
 //! [`Registry::get_sample_value`] reads one sample without encoding or parsing text, for
 //! tests; [`encoding::text`] writes the Prometheus text format 0.0.4.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod arena;
 mod atomic;
 #[cfg(any(feature = "exporter", feature = "push", feature = "otlp"))]

@@ -7,8 +7,8 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use vitals_core::http::RequestGuard;
 use pin_project_lite::pin_project;
+use vitals_core::http::RequestGuard;
 
 pin_project! {
     /// The response body of [`Metrics`](crate::Metrics): the inner body, timed until it ends
@@ -112,8 +112,8 @@ mod counting {
     use bytes::Bytes;
     use http::Request;
     use http_body::{Body, Frame, SizeHint};
-    use vitals_core::http::{BodyCounter, RequestGuard};
     use pin_project_lite::pin_project;
+    use vitals_core::http::{BodyCounter, RequestGuard};
 
     pin_project! {
         /// A request body that counts its bytes as the service reads them.

@@ -7,8 +7,8 @@ use std::task::{ready, Context, Poll};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use vitals_core::http::RequestGuard;
 use pin_project_lite::pin_project;
+use vitals_core::http::RequestGuard;
 
 use crate::body::ResponseBody;
 

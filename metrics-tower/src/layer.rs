@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Uri};
+use tower_layer::Layer;
 use vitals_core::http::{HttpMetrics, HttpMetricsBuilder};
 use vitals_core::route::RouteTemplater;
 use vitals_core::{Error, Registry};
-use tower_layer::Layer;
 
 use crate::service::Metrics;
 

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
+use tower_service::Service;
 use vitals_core::http::{endpoint_response, RequestGuard, RouteHint};
 use vitals_core::route::UNMATCHED_ROUTE;
-use tower_service::Service;
 
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use futures_util::stream;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
 use vitals_core::http::Naming;
 use vitals_core::route::{RouteTemplater, UNMATCHED_ROUTE};
 use vitals_core::Registry;
 use vitals_tower::MetricsLayer;
-use tower::ServiceExt as _;
 
 fn layer(registry: &Registry) -> MetricsLayer {
     MetricsLayer::builder().registry(registry).build().unwrap()

@@ -312,3 +312,23 @@ for rm in req.resource_metrics:
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// vitals-core's crates.io README, run as doctests.
+#[doc = include_str!("../../metrics-core/README.md")]
+#[cfg(doctest)]
+pub struct CoreReadmeDoctests;
+
+/// vitals-macros' crates.io README, run as doctests.
+#[doc = include_str!("../../metrics-macros/README.md")]
+#[cfg(doctest)]
+pub struct MacrosReadmeDoctests;
+
+/// vitals-tower's crates.io README, run as doctests.
+#[doc = include_str!("../../metrics-tower/README.md")]
+#[cfg(doctest)]
+pub struct TowerReadmeDoctests;
+
+/// vitals-actix's crates.io README, run as doctests.
+#[doc = include_str!("../../metrics-actix/README.md")]
+#[cfg(doctest)]
+pub struct ActixReadmeDoctests;

@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
 use vitals_core::encoding::text;
 use vitals_core::Registry;
-use tower::ServiceExt as _;
 
 /// Method, path: matched, unmatched, errors, custom methods, streaming.
 const SCRIPT: &[(&str, &str)] = &[

@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use tower_http::catch_panic::CatchPanicLayer;
 use vitals_core::{instrumented, Registry};
 use vitals_tower::MetricsLayer;
-use tower_http::catch_panic::CatchPanicLayer;
 
 /// The app's metrics: the HTTP layer's and `#[instrumented]` functions'. A `static` rather
 /// than [`Registry::global`] only so that the end-to-end test can run this app and
