@@ -1,6 +1,7 @@
 //! Custom collectors: metrics computed at scrape time from somewhere else.
 
-use crate::value::{MetricKind, MetricValue};
+use crate::kind::MetricKind;
+use crate::metric::MetricValue;
 
 /// The error a [`Collector`] may return; it is counted, never propagated to the scrape.
 pub type CollectError = Box<dyn std::error::Error + Send + Sync>;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::value::MetricKind;
+use crate::kind::MetricKind;
 
 /// What went wrong when registering a metric, looking up a series or recording a value.
 ///

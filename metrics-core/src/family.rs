@@ -20,10 +20,11 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::arena::Arena;
 use crate::error::Error;
+use crate::kind::MetricKind;
 use crate::metric::Metric;
-use crate::value::{MetricKind, Scratch};
+use crate::metric::Scratch;
+use crate::util::arena::Arena;
 use crate::visit::{LabelText, LabelsRef, Pairs, Sink, OVERFLOW_LABEL_VALUE};
 
 /// How many series a labeled family holds before new label sets go to its overflow series,

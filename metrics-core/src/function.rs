@@ -8,7 +8,7 @@
 //! disagree) and the calls in flight as started minus finished, which saves the decrement
 //! that a gauge would cost every call.
 //!
-//! The atomics are split into per-thread shards (see [`crate::sharded`]), allocated at the
+//! The atomics are split into per-thread shards (see [`crate::util::shard`]), allocated at the
 //! function's first call: a function called on every core at once would otherwise pass its
 //! cache lines from core to core at each call, which cost more than the rest of the call. A
 //! thread that owns its shard writes it with plain stores.
@@ -16,10 +16,10 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use crate::collector::{CollectError, Collector, MetricFamily};
-use crate::histogram::Buckets;
+use crate::metric::Buckets;
+use crate::metric::MetricValue;
 use crate::registry::Registry;
-use crate::sharded::Slots;
-use crate::value::MetricValue;
+use crate::util::shard::Slots;
 
 /// The upper bounds of the default duration buckets, in seconds
 /// ([`Buckets::LATENCY_SECONDS`]).
@@ -105,8 +105,8 @@ impl<const B: usize> Site<B> {
     fn record(&self, slots: &Slots, outcome: Outcome, nanos: u64) {
         #[allow(clippy::cast_precision_loss)]
         let seconds = nanos as f64 * 1e-9;
-        let index = crate::histogram::bucket_index(self.meta.bounds, seconds);
-        let shard = crate::sharded::current();
+        let index = crate::metric::bucket_index(self.meta.bounds, seconds);
+        let shard = crate::util::shard::current();
         slots.add(shard, Self::slot(outcome, B), nanos);
         // The bounds come from the macro (B - 1 of them); `min` keeps a bad length in range.
         // Release (as every `add`): a scrape that sees this call finished also sees it
@@ -132,7 +132,7 @@ impl<const B: usize> Site<B> {
             None => self.meta.function.to_owned(),
         };
         let _ = self.function.set(function.into_boxed_str());
-        crate::clock::init();
+        crate::util::clock::init();
         // Before the site is added, so that a scrape always finds it complete.
         let slots = self
             .slots
@@ -164,7 +164,7 @@ fn short_type_name(full: &str) -> &str {
 pub struct Call<const B: usize> {
     site: &'static Site<B>,
     slots: &'static Slots,
-    /// A reading of [`crate::clock`].
+    /// A reading of [`crate::util::clock`].
     started: u64,
 }
 
@@ -182,19 +182,22 @@ impl<const B: usize> Call<B> {
             Some(slots) => slots,
             None => site.register(registry(), self_type()),
         };
-        slots.add(crate::sharded::current(), STARTED, 1);
+        slots.add(crate::util::shard::current(), STARTED, 1);
         Self {
             site,
             slots,
-            started: crate::clock::now(),
+            started: crate::util::clock::now(),
         }
     }
 
     /// Records the call with this outcome.
     #[inline]
     pub fn finish(self, outcome: Outcome) {
-        self.site
-            .record(self.slots, outcome, crate::clock::nanos_since(self.started));
+        self.site.record(
+            self.slots,
+            outcome,
+            crate::util::clock::nanos_since(self.started),
+        );
         std::mem::forget(self);
     }
 }
@@ -207,8 +210,11 @@ impl<const B: usize> Drop for Call<B> {
         } else {
             Outcome::Dropped
         };
-        self.site
-            .record(self.slots, outcome, crate::clock::nanos_since(self.started));
+        self.site.record(
+            self.slots,
+            outcome,
+            crate::util::clock::nanos_since(self.started),
+        );
     }
 }
 

@@ -52,10 +52,11 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
 use crate::family::SeriesIndex;
-use crate::histogram::Buckets;
-use crate::metric::CachePadded;
+use crate::metric::Buckets;
 use crate::route::UNMATCHED_ROUTE;
-use crate::sharded::{Shard, ShardedCounter, ShardedHistogram, Slots};
+use crate::sharded::{ShardedCounter, ShardedHistogram};
+use crate::util::padded::CachePadded;
+use crate::util::shard::{Shard, Slots};
 use crate::{Family, Registry};
 
 /// The status label of a request whose response never started: the client went away or the
@@ -307,7 +308,7 @@ impl HttpMetricsBuilder {
             response_size,
         };
         Ok(HttpMetrics {
-            shared: (0..crate::sharded::shard_count())
+            shared: (0..crate::util::shard::shard_count())
                 .map(|_| Arc::new(CachePadded(inner.clone())))
                 .collect(),
         })
@@ -459,7 +460,7 @@ fn size_family(
 /// the same families.
 #[derive(Debug, Clone)]
 pub struct HttpMetrics {
-    /// The same recorder once per shard (see [`crate::sharded`]): each request's guard holds
+    /// The same recorder once per shard (see [`crate::util::shard`]): each request's guard holds
     /// its thread's copy, so that taking and dropping the reference writes a count on no
     /// other thread's cache line.
     shared: Arc<[Shared]>,
@@ -514,7 +515,7 @@ impl HttpMetrics {
     /// with [`RequestGuard::set_route`]).
     #[must_use = "the request is recorded when the guard finishes or drops"]
     pub fn start(&self, method: &str, route: Option<&str>) -> RequestGuard {
-        let shard = crate::sharded::current();
+        let shard = crate::util::shard::current();
         let (shared, route, mut guard) = self.begin(shard, method, route);
         if let Some(shared) = shared {
             guard.enter(shared, route, shard);
@@ -556,7 +557,7 @@ impl HttpMetrics {
         route: Option<&str>,
         hint: &RouteHint,
     ) -> RequestGuard {
-        let shard = crate::sharded::current();
+        let shard = crate::util::shard::current();
         let (shared, route, mut guard) = self.begin(shard, method, route);
         let Some(shared) = shared else {
             return guard;
@@ -621,7 +622,7 @@ impl HttpMetrics {
         let route = route.unwrap_or(&shared.unmatched);
         let guard = RequestGuard {
             target: Target::Off,
-            started: crate::clock::now(),
+            started: crate::util::clock::now(),
             sizes: None,
             status: NO_STATUS,
             method: method_index(method),
@@ -777,7 +778,7 @@ const NO_STATUS: u16 = 0;
 pub struct RequestGuard {
     /// [`Target::Off`] for an excluded route, and once recorded: nothing (more) is recorded.
     target: Target,
-    /// A reading of [`crate::clock`].
+    /// A reading of [`crate::util::clock`].
     started: u64,
     /// What only body sizes and the overflow series need, out of line (allocated for the
     /// requests that need it), so that the guard, which moves with the response future and
@@ -828,7 +829,7 @@ impl RequestGuard {
         self.leave();
         self.target = Target::Off;
         if !shared.is_excluded(route) {
-            self.enter(&shared, route, crate::sharded::current());
+            self.enter(&shared, route, crate::util::shard::current());
         }
     }
 
@@ -866,12 +867,12 @@ impl RequestGuard {
     /// Takes the request out of the in-flight count (the route stays known).
     fn leave(&self) {
         match &self.target {
-            Target::Route(series) => series.in_flight.add(crate::sharded::current(), -1),
+            Target::Route(series) => series.in_flight.add(crate::util::shard::current(), -1),
             Target::Plain(shared, RouteSlot::Series(index) | RouteSlot::Overflow(index)) => {
                 shared
                     .in_flight
                     .series(*index)
-                    .add(crate::sharded::current(), -1);
+                    .add(crate::util::shard::current(), -1);
             }
             Target::Plain(_, RouteSlot::Unset) | Target::Off => {}
         }
@@ -1028,8 +1029,8 @@ impl RequestGuard {
     }
 
     fn record_as(&self, status: u16) {
-        let elapsed_nanos = crate::clock::nanos_since(self.started);
-        let shard = crate::sharded::current();
+        let elapsed_nanos = crate::util::clock::nanos_since(self.started);
+        let shard = crate::util::shard::current();
         let (metrics, (counter, histogram)) = match &self.target {
             Target::Off => return,
             Target::Route(series) => {
@@ -1231,7 +1232,7 @@ pub(crate) struct InFlight {
 
 #[derive(Debug)]
 struct InFlightCore {
-    /// The count, split into shards (see [`crate::sharded`]) as an `i64` in two's
+    /// The count, split into shards (see [`crate::util::shard`]) as an `i64` in two's
     /// complement: a request may be counted in on one thread and out on another.
     value: Slots,
     /// Each: status (16 bits; 0 is empty), counter index (24), histogram index (24).

@@ -103,26 +103,19 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod arena;
-mod atomic;
 #[cfg(any(feature = "exporter", feature = "push", feature = "otlp"))]
 mod base64;
 #[cfg(any(feature = "push", feature = "otlp"))]
 mod client;
-mod clock;
 mod collector;
-mod counter;
 pub mod encoding;
 mod error;
-mod exemplar;
 #[cfg(feature = "exporter")]
 pub mod exporter;
 mod family;
 mod function;
-mod gauge;
-mod histogram;
 pub mod http;
-mod info;
+mod kind;
 mod metric;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -133,25 +126,22 @@ pub mod push;
 mod registry;
 pub mod route;
 mod sharded;
-mod summary;
+mod util;
 mod validate;
-mod value;
 mod visit;
 
 pub use collector::{CollectError, Collector, MetricFamily};
-pub use counter::{Counter, FloatCounter};
 pub use error::Error;
-pub use exemplar::{Exemplar, EXEMPLAR_MAX_CHARS};
 pub use family::{DenseFamily, DenseLabelSet, Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP};
-pub use gauge::{FloatGauge, Gauge, GaugeGuard};
-pub use histogram::{Buckets, Histogram, HistogramTimer};
-pub use info::Info;
-pub use metric::Metric;
+pub use kind::MetricKind;
+pub use metric::{
+    Buckets, Counter, CounterRef, Exemplar, FloatCounter, FloatGauge, Gauge, GaugeGuard, Histogram,
+    HistogramRef, HistogramTimer, Info, Metric, MetricValue, Number, Summary, SummaryConfig,
+    SummaryRef, ValueRef, EXEMPLAR_MAX_CHARS,
+};
 #[cfg(feature = "process")]
 pub use process::ProcessCollector;
 pub use registry::{FamilyBuilder, InfoBuilder, MetricBuilder, Registry, TypedFamilyBuilder};
-pub use summary::{Summary, SummaryConfig};
-pub use value::{CounterRef, HistogramRef, MetricKind, MetricValue, Number, SummaryRef, ValueRef};
 pub use visit::OVERFLOW_LABEL_VALUE;
 
 #[cfg(feature = "macros")]

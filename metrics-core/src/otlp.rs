@@ -29,8 +29,9 @@ use tokio::task::JoinHandle;
 
 use crate::client::HttpTarget;
 pub use crate::client::PushError;
-use crate::exemplar::Exemplar;
-use crate::value::{MetricKind, Number, ValueRef};
+use crate::kind::MetricKind;
+use crate::metric::Exemplar;
+use crate::metric::{Number, ValueRef};
 use crate::visit::{FamilyRef, LabelsRef, Sink};
 use crate::{Counter, Registry};
 

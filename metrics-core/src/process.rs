@@ -1,7 +1,7 @@
 //! The standard `process_*` metrics of the running process, read from Linux's `/proc`.
 
 use crate::collector::{CollectError, Collector, MetricFamily};
-use crate::value::MetricValue;
+use crate::metric::MetricValue;
 
 /// A [`Collector`] of the standard process metrics, named as every Prometheus client names
 /// them:

@@ -9,20 +9,21 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::collector::{Collector, MetricFamily};
-use crate::counter::{Counter, FloatCounter};
 use crate::error::Error;
 use crate::family::{
     DenseFamily, DenseLabelSet, Descriptor, ErasedFamily, Family, FamilyCore, LabelSet,
     TypedFamily, DEFAULT_SERIES_CAP,
 };
 use crate::function::FunctionSites;
-use crate::gauge::{FloatGauge, Gauge};
-use crate::histogram::{Buckets, Histogram};
-use crate::info::Info;
+use crate::kind::MetricKind;
+use crate::metric::Info;
 use crate::metric::Metric;
-use crate::summary::{Summary, SummaryConfig};
+use crate::metric::{Buckets, Histogram};
+use crate::metric::{Counter, FloatCounter};
+use crate::metric::{FloatGauge, Gauge};
+use crate::metric::{MetricValue, Number, Scratch, ValueRef};
+use crate::metric::{Summary, SummaryConfig};
 use crate::validate;
-use crate::value::{MetricKind, MetricValue, Number, Scratch, ValueRef};
 use crate::visit::{FamilyRef, LabelsRef, Pairs, Sink};
 
 /// The counter of label sets redirected to overflow series.

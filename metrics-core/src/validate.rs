@@ -1,7 +1,7 @@
 //! The Prometheus naming rules, checked once at registration.
 
 use crate::error::Error;
-use crate::value::MetricKind;
+use crate::kind::MetricKind;
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, and not starting with the reserved `__`.
 pub(crate) fn metric_name(name: &str) -> Result<(), Error> {

@@ -1,6 +1,7 @@
 //! The walk over a registry's families and series that every encoder and reader shares.
 
-use crate::value::{MetricKind, ValueRef};
+use crate::kind::MetricKind;
+use crate::metric::ValueRef;
 
 /// The label value every label of a family's overflow series takes.
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";

@@ -35,8 +35,8 @@
 
 use std::fmt::Write as _;
 
+use crate::metric::{Number, ValueRef};
 use crate::registry::Registry;
-use crate::value::{Number, ValueRef};
 use crate::visit::{FamilyRef, LabelsRef, Sink};
 
 /// The `Content-Type` of a response carrying this format.

@@ -17,8 +17,8 @@
 //! # Ok::<(), vitals_core::Error>(())
 //! ```
 
+use crate::metric::{Number, ValueRef};
 use crate::registry::Registry;
-use crate::value::{Number, ValueRef};
 use crate::visit::{FamilyRef, LabelsRef, Sink};
 
 use super::{write_escaped_label_value, write_f64, write_number};

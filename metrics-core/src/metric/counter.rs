@@ -4,9 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::exemplar::{now_seconds, Exemplar, ExemplarSlot};
+use crate::kind::MetricKind;
 use crate::metric::{sealed::Sealed, CachePadded, Metric};
-use crate::value::{CounterRef, MetricKind, Number, Scratch, ValueRef};
+use crate::metric::{CounterRef, Number, Scratch, ValueRef};
+use crate::metric::{Exemplar, ExemplarSlot};
+use crate::util::clock::now_seconds;
 
 /// What every counter series holds besides its value, in the same padded cache block.
 #[derive(Debug)]
@@ -153,7 +155,7 @@ impl FloatCounter {
                 reason: "a counter increment must be finite and not negative",
             });
         }
-        crate::atomic::add_f64(&self.core.value, v);
+        crate::util::atomic::add_f64(&self.core.value, v);
         Ok(())
     }
 
@@ -171,7 +173,7 @@ impl FloatCounter {
 
     /// Adds one.
     pub fn inc(&self) {
-        crate::atomic::add_f64(&self.core.value, 1.0);
+        crate::util::atomic::add_f64(&self.core.value, 1.0);
     }
 
     /// The current total.

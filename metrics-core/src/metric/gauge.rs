@@ -3,8 +3,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::kind::MetricKind;
 use crate::metric::{sealed::Sealed, CachePadded, Metric};
-use crate::value::{MetricKind, Number, Scratch, ValueRef};
+use crate::metric::{Number, Scratch, ValueRef};
 
 /// An integer gauge, such as requests in flight or queue depth.
 ///
@@ -127,13 +128,13 @@ impl FloatGauge {
     /// Adds `v` (which may be negative).
     #[inline]
     pub fn add(&self, v: f64) {
-        crate::atomic::add_f64(&self.bits, v);
+        crate::util::atomic::add_f64(&self.bits, v);
     }
 
     /// Subtracts `v`.
     #[inline]
     pub fn sub(&self, v: f64) {
-        crate::atomic::add_f64(&self.bits, -v);
+        crate::util::atomic::add_f64(&self.bits, -v);
     }
 
     /// The current value.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
-use crate::value::MetricKind;
+use crate::kind::MetricKind;
 
 /// The most UTF-8 characters an exemplar's label names and values may hold together, as the
 /// OpenMetrics specification sets it.
@@ -101,13 +101,6 @@ impl ExemplarSlot {
             *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
     }
-}
-
-/// Seconds since the Unix epoch, for `_created` samples.
-pub(crate) fn now_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -1,9 +1,32 @@
-//! What every metric type shares: the sealed [`Metric`] trait and cache-line padding.
+//! The metric types a registry holds, each a cheap handle over atomics: counters, gauges,
+//! histograms and their buckets, summaries, info, exemplars, and the read-only views
+//! ([`ValueRef`]) that encoders read them through. This layer knows nothing of names,
+//! labels or registries.
+
+mod buckets;
+mod counter;
+mod exemplar;
+mod gauge;
+mod histogram;
+mod info;
+mod summary;
+mod value;
+
+pub use buckets::Buckets;
+pub(crate) use buckets::{bucket_index, check_bounds};
+pub use counter::{Counter, FloatCounter};
+pub(crate) use exemplar::ExemplarSlot;
+pub use exemplar::{Exemplar, EXEMPLAR_MAX_CHARS};
+pub use gauge::{FloatGauge, Gauge, GaugeGuard};
+pub use histogram::{Histogram, HistogramTimer};
+pub use info::Info;
+pub(crate) use sealed::Scratch;
+pub use summary::{Summary, SummaryConfig};
+pub use value::{CounterRef, HistogramRef, MetricValue, Number, SummaryRef, ValueRef};
 
 use std::fmt;
-use std::ops::Deref;
 
-use crate::value::{MetricKind, ValueRef};
+use crate::kind::MetricKind;
 
 /// A metric type that a registry can hold and a [`Family`](crate::Family) can label:
 /// [`Counter`](crate::Counter), [`FloatCounter`](crate::FloatCounter),
@@ -27,8 +50,8 @@ pub(crate) mod sealed {
         pub(crate) quantiles: Vec<(f64, f64)>,
         /// Whether the encoder shows exemplars; reading them takes a lock, so only if asked.
         pub(crate) want_exemplars: bool,
-        pub(crate) exemplar: Option<std::sync::Arc<crate::exemplar::Exemplar>>,
-        pub(crate) exemplars: Vec<Option<std::sync::Arc<crate::exemplar::Exemplar>>>,
+        pub(crate) exemplar: Option<std::sync::Arc<crate::metric::Exemplar>>,
+        pub(crate) exemplars: Vec<Option<std::sync::Arc<crate::metric::Exemplar>>>,
     }
 
     #[allow(unreachable_pub)] // reachable only as the sealed supertrait of `Metric`
@@ -43,16 +66,4 @@ pub(crate) mod sealed {
     }
 }
 
-/// Aligns a value to its own cache lines so that two hot series never share one (false
-/// sharing between cores costs tens to hundreds of nanoseconds per write).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> Deref for CachePadded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+pub(crate) use crate::util::padded::CachePadded;

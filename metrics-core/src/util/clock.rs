@@ -1,13 +1,14 @@
-//! The clock that times calls: cheap enough to read twice per call.
+//! The clocks: the one that times requests and calls, cheap enough to read twice per call,
+//! and the wall clock of `_created` samples and exemplars.
 //!
-//! `Instant::now()` costs about 22 ns on a KVM guest (a vDSO call around the time-stamp
-//! counter), and timing a call reads it twice: more than half of what `#[instrumented]` adds.
-//! quanta reads the CPU's time-stamp counter directly when the CPU says it is invariant (and
-//! falls back to the OS monotonic clock when it is not), at about 11 ns a read here. Its
-//! calibration (about a millisecond) runs once, at the first call of the first instrumented
-//! function.
+//! `Instant::now()` is a vDSO call around the time-stamp counter, and timing a call reads it
+//! twice: a large part of what `#[instrumented]` adds (BENCHMARKS.md has the figures). quanta
+//! reads the CPU's time-stamp counter directly when the CPU says it is invariant (and falls
+//! back to the OS monotonic clock when it is not). Its calibration (about a millisecond) runs
+//! once, when the first HTTP recorder is built or the first instrumented function is called.
 
 use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
@@ -34,6 +35,13 @@ pub(crate) fn now() -> u64 {
 pub(crate) fn nanos_since(start: u64) -> u64 {
     let clock = clock();
     clock.delta_as_nanos(start, clock.raw())
+}
+
+/// Seconds since the Unix epoch, for `_created` samples and exemplar timestamps.
+pub(crate) fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::kind::MetricKind;
 use crate::metric::{sealed::Sealed, Metric};
-use crate::value::{MetricKind, Scratch, SummaryRef, ValueRef};
+use crate::metric::{Scratch, SummaryRef, ValueRef};
 
 /// Magnitudes below this are counted in the zero bucket.
 const MIN_INDEXABLE: f64 = 1e-9;
@@ -245,7 +246,7 @@ impl Window {
             slice: (config.max_age / config.age_buckets).max(Duration::from_nanos(1)),
             count: 0,
             sum: 0.0,
-            created: crate::exemplar::now_seconds(),
+            created: crate::util::clock::now_seconds(),
         }
     }
 

@@ -1,0 +1,9 @@
+//! Building blocks that import nothing else from the crate: the append-only arena, atomic
+//! float sums, the clocks, text formatting, cache-line padding and per-thread shards.
+
+pub(crate) mod arena;
+pub(crate) mod atomic;
+pub(crate) mod clock;
+pub(crate) mod fmt;
+pub(crate) mod padded;
+pub(crate) mod shard;
