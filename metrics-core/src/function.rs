@@ -137,7 +137,9 @@ impl<const B: usize> Site<B> {
         let slots = self
             .slots
             .get_or_init(|| Slots::new(Self::slot(Outcome::Dropped, B) + 1));
-        registry.function_sites().add(self);
+        registry
+            .view_collector("vitals_functions", FunctionSites::new)
+            .add(self);
         slots
     }
 }
@@ -242,10 +244,10 @@ impl std::fmt::Debug for FunctionSites {
 }
 
 impl FunctionSites {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
+    fn new() -> Self {
+        Self {
             sites: RwLock::new(Vec::new()),
-        })
+        }
     }
 
     fn add(&self, site: &'static dyn SiteRead) {

@@ -119,8 +119,6 @@ mod kind;
 mod metric;
 #[cfg(feature = "otlp")]
 pub mod otlp;
-#[cfg(feature = "process")]
-mod process;
 #[cfg(feature = "push")]
 pub mod push;
 mod registry;
@@ -128,21 +126,22 @@ pub mod route;
 mod sharded;
 mod util;
 mod validate;
-mod visit;
 
+#[cfg(feature = "process")]
+pub use collector::ProcessCollector;
 pub use collector::{CollectError, Collector, MetricFamily};
 pub use error::Error;
-pub use family::{DenseFamily, DenseLabelSet, Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP};
+pub use family::{
+    DenseFamily, DenseLabelSet, Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP,
+    OVERFLOW_LABEL_VALUE,
+};
 pub use kind::MetricKind;
 pub use metric::{
     Buckets, Counter, CounterRef, Exemplar, FloatCounter, FloatGauge, Gauge, GaugeGuard, Histogram,
     HistogramRef, HistogramTimer, Info, Metric, MetricValue, Number, Summary, SummaryConfig,
     SummaryRef, ValueRef, EXEMPLAR_MAX_CHARS,
 };
-#[cfg(feature = "process")]
-pub use process::ProcessCollector;
 pub use registry::{FamilyBuilder, InfoBuilder, MetricBuilder, Registry, TypedFamilyBuilder};
-pub use visit::OVERFLOW_LABEL_VALUE;
 
 #[cfg(feature = "macros")]
 #[doc = include_str!("instrumented.md")]

@@ -29,10 +29,10 @@ use tokio::task::JoinHandle;
 
 use crate::client::HttpTarget;
 pub use crate::client::PushError;
+use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::kind::MetricKind;
 use crate::metric::Exemplar;
 use crate::metric::{Number, ValueRef};
-use crate::visit::{FamilyRef, LabelsRef, Sink};
 use crate::{Counter, Registry};
 
 /// The `Content-Type` of an OTLP/HTTP protobuf request.

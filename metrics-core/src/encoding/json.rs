@@ -35,9 +35,9 @@
 
 use std::fmt::Write as _;
 
+use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::metric::{Number, ValueRef};
 use crate::registry::Registry;
-use crate::visit::{FamilyRef, LabelsRef, Sink};
 
 /// The `Content-Type` of a response carrying this format.
 pub const CONTENT_TYPE: &str = "application/json";

@@ -21,10 +21,10 @@
 //! when they are not negative. So observations below zero can hide those samples here. The
 //! Prometheus text format and JSON show all of them.
 
+use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::metric::Exemplar;
 use crate::metric::{Number, ValueRef};
 use crate::registry::Registry;
-use crate::visit::{FamilyRef, LabelsRef, Sink};
 
 use super::{write_escaped_label_value, write_f64, write_number};
 

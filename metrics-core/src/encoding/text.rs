@@ -17,9 +17,9 @@
 //! # Ok::<(), vitals_core::Error>(())
 //! ```
 
+use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::metric::{Number, ValueRef};
 use crate::registry::Registry;
-use crate::visit::{FamilyRef, LabelsRef, Sink};
 
 use super::{write_escaped_label_value, write_f64, write_number};
 

@@ -3,6 +3,12 @@
 use crate::kind::MetricKind;
 use crate::metric::MetricValue;
 
+#[cfg(feature = "process")]
+mod process;
+
+#[cfg(feature = "process")]
+pub use process::ProcessCollector;
+
 /// The error a [`Collector`] may return; it is counted, never propagated to the scrape.
 pub type CollectError = Box<dyn std::error::Error + Send + Sync>;
 
