@@ -103,29 +103,30 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(any(feature = "exporter", feature = "push", feature = "otlp"))]
-mod base64;
-#[cfg(any(feature = "push", feature = "otlp"))]
-mod client;
 mod collector;
 pub mod encoding;
 mod error;
-#[cfg(feature = "exporter")]
-pub mod exporter;
+mod export;
 mod family;
-mod function;
 pub mod http;
+mod instrumented;
 mod kind;
 mod metric;
-#[cfg(feature = "otlp")]
-pub mod otlp;
-#[cfg(feature = "push")]
-pub mod push;
 mod registry;
 pub mod route;
 mod sharded;
 mod util;
 mod validate;
+
+#[cfg(feature = "otlp")]
+#[doc(inline)]
+pub use export::otlp;
+#[cfg(feature = "push")]
+#[doc(inline)]
+pub use export::pushgateway as push;
+#[cfg(feature = "exporter")]
+#[doc(inline)]
+pub use export::server as exporter;
 
 #[cfg(feature = "process")]
 pub use collector::ProcessCollector;
@@ -151,8 +152,8 @@ pub use vitals_macros::instrumented;
 /// What `#[instrumented]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::function::outcome;
-    pub use crate::function::{
+    pub use crate::instrumented::outcome;
+    pub use crate::instrumented::{
         call_once, Call, Outcome, Site, SiteMeta, DEFAULT_BOUNDS, DEFAULT_BUCKETS,
     };
     pub use crate::Registry;

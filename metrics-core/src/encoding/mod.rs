@@ -11,6 +11,8 @@
 
 pub mod json;
 pub mod openmetrics;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp;
 pub mod text;
 
 pub(crate) use crate::util::fmt::{write_escaped_label_value, write_f64};

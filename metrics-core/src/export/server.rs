@@ -95,7 +95,7 @@ impl Exporter {
         let credentials = format!("{}:{}", user.as_ref(), password.as_ref());
         self.authorization = Some(format!(
             "Basic {}",
-            crate::base64::encode(credentials.as_bytes(), crate::base64::STANDARD)
+            crate::util::base64::encode(credentials.as_bytes(), crate::util::base64::STANDARD)
         ));
         self
     }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use hyper::Method;
 
-use crate::client::HttpTarget;
-pub use crate::client::PushError;
 use crate::encoding::text;
+use crate::export::client::HttpTarget;
+pub use crate::export::client::PushError;
 use crate::Registry;
 
 /// A Pushgateway, for metrics of jobs that end before a scrape would see them.
@@ -166,9 +166,9 @@ fn push_segment(path: &mut String, name: &str, value: &str) {
         path.push_str("@base64/=");
     } else {
         path.push_str("@base64/");
-        path.push_str(&crate::base64::encode(
+        path.push_str(&crate::util::base64::encode(
             value.as_bytes(),
-            crate::base64::URL_SAFE,
+            crate::util::base64::URL_SAFE,
         ));
     }
 }

@@ -136,7 +136,7 @@ impl HttpTarget {
         let credentials = format!("{user}:{password}");
         self.authorization = Some(format!(
             "Basic {}",
-            crate::base64::encode(credentials.as_bytes(), crate::base64::STANDARD)
+            crate::util::base64::encode(credentials.as_bytes(), crate::util::base64::STANDARD)
         ));
     }
 

@@ -1,0 +1,12 @@
+//! Getting metrics out of the process without a web framework: a standalone `/metrics`
+//! server, pushes to a Prometheus Pushgateway, and OTLP/HTTP export to an OpenTelemetry
+//! collector, each behind its own feature.
+
+#[cfg(any(feature = "push", feature = "otlp"))]
+mod client;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+#[cfg(feature = "push")]
+pub mod pushgateway;
+#[cfg(feature = "exporter")]
+pub mod server;

@@ -1,0 +1,265 @@
+//! OTLP/HTTP metrics export (protobuf), behind the `otlp` feature: periodic pushes to an
+//! OpenTelemetry collector and a final flush on shutdown.
+//!
+//! # How registry metrics map to OTLP
+//!
+//! | vitals | OTLP |
+//! |---|---|
+//! | counter | `Sum`, monotonic, cumulative, starting at the series' creation |
+//! | gauge | `Gauge` |
+//! | histogram | `Histogram`, cumulative, explicit bounds, per-bucket counts, sum, exemplars |
+//! | summary | `Summary`, with its quantiles |
+//! | info | `Gauge` of value 1 whose attributes are the labels |
+//!
+//! Labels (constant ones included) become string attributes. The metric name is the family
+//! name (a counter's without `_total`); the units `seconds`, `bytes` and `ratio` become the UCUM
+//! `s`, `By` and `1`, others pass as they are. The resource carries `service.name` (by default
+//! the name of the running executable; [`otlp_exporter!`](crate::otlp_exporter) uses the
+//! calling crate's name) and any attributes you add.
+//!
+//! The wire format is written directly, without a protobuf library: the few messages involved
+//! are small, and each field is written the way the OTLP `.proto` files define it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hyper::Method;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::encoding::otlp::encode_request;
+use crate::export::client::HttpTarget;
+pub use crate::export::client::PushError;
+use crate::{Counter, Registry};
+
+/// The `Content-Type` of an OTLP/HTTP protobuf request.
+pub const CONTENT_TYPE: &str = "application/x-protobuf";
+
+/// Builds an [`OtlpExporter`] whose `service.name` is the calling crate's package name.
+///
+/// ```
+/// let registry = vitals_core::Registry::new();
+/// let exporter = vitals_core::otlp_exporter!(&registry, "http://127.0.0.1:4318")?;
+/// # Ok::<(), vitals_core::otlp::PushError>(())
+/// ```
+#[macro_export]
+macro_rules! otlp_exporter {
+    ($registry:expr, $endpoint:expr $(,)?) => {
+        $crate::otlp::OtlpExporter::new($registry, $endpoint)
+            .map(|exporter| exporter.service_name(::core::env!("CARGO_PKG_NAME")))
+    };
+}
+
+/// Sends a registry to an OpenTelemetry collector over OTLP/HTTP with protobuf, every
+/// `interval` and once more on shutdown.
+///
+/// A failed export is kept as [`RunningOtlpExporter::last_error`] and counted in the registry's
+/// `vitals_otlp_export_failures_total`; the next export sends everything again (the data is
+/// cumulative), so nothing is lost.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use vitals_core::{otlp::OtlpExporter, Registry};
+///
+/// # async fn run() -> Result<(), vitals_core::otlp::PushError> {
+/// let registry = Registry::new();
+/// let running = OtlpExporter::new(&registry, "http://127.0.0.1:4318")?
+///     .service_name("billing-worker")
+///     .resource_attribute("deployment.environment", "prod")
+///     .interval(Duration::from_secs(30))
+///     .start();
+/// // ... work ...
+/// running.shutdown().await?; // the final flush
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "nothing is exported until `start` or `export` is called"]
+pub struct OtlpExporter {
+    registry: Registry,
+    target: HttpTarget,
+    path: String,
+    interval: Duration,
+    resource: Vec<(String, String)>,
+}
+
+impl OtlpExporter {
+    /// An exporter of `registry` to the collector at `endpoint` (`http://host:port`); metrics
+    /// go to `/v1/metrics` below it, as OTLP/HTTP specifies.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::InvalidUrl`] when the endpoint is not `http://host[:port][/path]`.
+    pub fn new(registry: &Registry, endpoint: &str) -> Result<Self, PushError> {
+        let service = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown_service".to_owned());
+        Ok(Self {
+            registry: registry.clone(),
+            target: HttpTarget::new(endpoint)?,
+            path: "/v1/metrics".to_owned(),
+            interval: Duration::from_secs(60),
+            resource: vec![("service.name".to_owned(), service)],
+        })
+    }
+
+    /// Sets `service.name`. Defaults to the running executable's name.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.resource[0].1 = name.into();
+        self
+    }
+
+    /// Adds a resource attribute (`deployment.environment`, `service.version`, ...).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header to every request (an API key, a tenant). Defaults to none.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.target.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>`.
+    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
+        self.target.bearer_token(token.as_ref());
+        self
+    }
+
+    /// Sends HTTP basic authentication.
+    pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
+        self.target.basic_auth(user.as_ref(), password.as_ref());
+        self
+    }
+
+    /// Sets the time between exports. Defaults to 60 seconds, as in OpenTelemetry's SDKs.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Sets how long one export may take. Defaults to 10 seconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.target.timeout = timeout;
+        self
+    }
+
+    /// The request body of one export of the registry as it is now.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        encode_request(&self.registry, &self.resource)
+    }
+
+    /// Exports once, now.
+    ///
+    /// # Errors
+    ///
+    /// Any [`PushError`]; a collector's refusal is [`PushError::Rejected`] with its answer.
+    pub async fn export(&self) -> Result<(), PushError> {
+        self.target
+            .send(Method::POST, &self.path, CONTENT_TYPE, self.encode())
+            .await
+            .map(drop)
+    }
+
+    /// Exports every interval in a task on the current tokio runtime, until
+    /// [`RunningOtlpExporter::shutdown`].
+    pub fn start(self) -> RunningOtlpExporter {
+        let failures = self
+            .registry
+            .counter(
+                "vitals_otlp_export_failures",
+                "OTLP exports that failed; the next export sends everything again.",
+            )
+            .register()
+            .ok();
+        let last_error = Arc::new(Mutex::new(None));
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let exporter = Arc::new(self);
+        let task = {
+            let (exporter, last_error) = (Arc::clone(&exporter), Arc::clone(&last_error));
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(exporter.interval);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks.tick().await; // the first tick is immediate
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = &mut stopped => break,
+                    }
+                    record(&exporter.export().await, failures.as_ref(), &last_error);
+                }
+                let flush = exporter.export().await;
+                record(&flush, failures.as_ref(), &last_error);
+                flush
+            })
+        };
+        RunningOtlpExporter {
+            stop: Some(stop),
+            task: Some(task),
+            last_error,
+        }
+    }
+}
+
+fn record(
+    result: &Result<(), PushError>,
+    failures: Option<&Counter>,
+    last: &Mutex<Option<String>>,
+) {
+    let mut last = last.lock().unwrap_or_else(PoisonError::into_inner);
+    match result {
+        Ok(()) => *last = None,
+        Err(e) => {
+            if let Some(failures) = failures {
+                failures.inc();
+            }
+            *last = Some(e.to_string());
+        }
+    }
+}
+
+/// A running [`OtlpExporter`]. Dropping it stops the exports without a final flush;
+/// [`shutdown`](Self::shutdown) flushes.
+#[derive(Debug)]
+pub struct RunningOtlpExporter {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), PushError>>>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl RunningOtlpExporter {
+    /// The error of the latest export, if it failed.
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops the periodic exports and sends a final one.
+    ///
+    /// # Errors
+    ///
+    /// The final export's error.
+    pub async fn shutdown(mut self) -> Result<(), PushError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningOtlpExporter {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! What `#[instrumented]` expands to: one static [`Site`] per function, a [`Call`] guard per
+//! call, and the scrape-time collector that exposes every site of a registry.
+//!
+//! The hot path touches only the site's own atomics: a count of started calls, then one
+//! bucket and the sum of nanoseconds when the call ends. Nothing is looked up or hashed per
+//! call. Neither `function_calls_total` nor the in-flight gauge is stored apart: a scrape
+//! derives the calls from the bucket counts (like a histogram's `_count`, so the two never
+//! disagree) and the calls in flight as started minus finished, which saves the decrement
+//! that a gauge would cost every call.
+//!
+//! The atomics are split into per-thread shards (see [`crate::util::shard`]), allocated at the
+//! function's first call: a function called on every core at once would otherwise pass its
+//! cache lines from core to core at each call, which cost more than the rest of the call. A
+//! thread that owns its shard writes it with plain stores.
+
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use crate::metric::Buckets;
+use crate::registry::Registry;
+use crate::util::shard::Slots;
+
+pub mod outcome;
+mod sites;
+
+pub(crate) use sites::FunctionSites;
+
+/// The upper bounds of the default duration buckets, in seconds
+/// ([`Buckets::LATENCY_SECONDS`]).
+pub const DEFAULT_BOUNDS: &[f64] = Buckets::LATENCY_SECONDS;
+
+/// The number of buckets of the default bounds, `+Inf` included.
+pub const DEFAULT_BUCKETS: usize = 15;
+
+const _: () = assert!(DEFAULT_BOUNDS.len() + 1 == DEFAULT_BUCKETS);
+
+/// The `result` label value of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call returned, and the value is not an error.
+    Ok = 0,
+    /// The call returned an error (an `Err`, a 5xx response, or `error_if`), or panicked.
+    Error = 1,
+    /// The future was dropped before it completed.
+    Dropped = 2,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Error, Outcome::Dropped];
+
+    /// The `result` label value.
+    #[must_use]
+    pub const fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Dropped => "dropped",
+        }
+    }
+}
+
+/// What the macro knows about a function at compile time.
+#[derive(Debug)]
+pub struct SiteMeta {
+    /// The `function` label; for a method whose `impl` the macro does not see, the method's
+    /// name, which [`Call::start`] prefixes with the `Self` type it is given.
+    pub function: &'static str,
+    /// `module_path!()` at the function.
+    pub module: &'static str,
+    /// The duration buckets' upper bounds, strictly increasing (checked by the macro).
+    pub bounds: &'static [f64],
+    /// Constant labels, checked by the macro.
+    pub labels: &'static [(&'static str, &'static str)],
+}
+
+/// One instrumented function's metrics, a `static` in the function's body.
+///
+/// `B` is the number of buckets, `+Inf` included.
+#[derive(Debug)]
+pub struct Site<const B: usize> {
+    meta: SiteMeta,
+    function: OnceLock<Box<str>>,
+    /// Set at the first call, with the registration: per shard, the calls started (those in
+    /// flight are these minus the bucket counts), then per [`Outcome`] the `B` bucket counts
+    /// (not cumulative) and the sum of nanoseconds.
+    slots: OnceLock<Slots>,
+}
+
+/// Where the count of started calls is in a shard.
+const STARTED: usize = 0;
+
+impl<const B: usize> Site<B> {
+    /// A site with no calls yet.
+    #[must_use]
+    pub const fn new(meta: SiteMeta) -> Self {
+        Self {
+            meta,
+            function: OnceLock::new(),
+            slots: OnceLock::new(),
+        }
+    }
+
+    /// Where bucket `bucket` of `outcome` is in a shard; bucket `B` is the sum.
+    const fn slot(outcome: Outcome, bucket: usize) -> usize {
+        1 + outcome as usize * (B + 1) + bucket
+    }
+
+    #[inline]
+    fn record(&self, slots: &Slots, outcome: Outcome, nanos: u64) {
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = nanos as f64 * 1e-9;
+        let index = crate::metric::bucket_index(self.meta.bounds, seconds);
+        let shard = crate::util::shard::current();
+        slots.add(shard, Self::slot(outcome, B), nanos);
+        // The bounds come from the macro (B - 1 of them); `min` keeps a bad length in range.
+        // Release (as every `add`): a scrape that sees this call finished also sees it
+        // started.
+        slots.add(shard, Self::slot(outcome, index.min(B - 1)), 1);
+    }
+
+    /// Adds the site to its registry, once, and gives its shards.
+    #[cold]
+    #[inline(never)]
+    fn register(
+        &'static self,
+        registry: &'static Registry,
+        self_type: Option<&'static str>,
+    ) -> &'static Slots {
+        static LOCK: Mutex<()> = Mutex::new(());
+        let _lock = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = self.slots.get() {
+            return slots;
+        }
+        let function = match self_type {
+            Some(type_name) => format!("{}::{}", short_type_name(type_name), self.meta.function),
+            None => self.meta.function.to_owned(),
+        };
+        let _ = self.function.set(function.into_boxed_str());
+        crate::util::clock::init();
+        // Before the site is added, so that a scrape always finds it complete.
+        let slots = self
+            .slots
+            .get_or_init(|| Slots::new(Self::slot(Outcome::Dropped, B) + 1));
+        registry
+            .view_collector("vitals_functions", FunctionSites::new)
+            .add(self);
+        slots
+    }
+}
+
+/// `alloc::vec::Vec<u8>` → `Vec`, `&mut app::Store<T>` → `Store`.
+fn short_type_name(full: &str) -> &str {
+    let mut name = full.trim_start_matches('&').trim_start();
+    name = name.strip_prefix("mut ").unwrap_or(name);
+    name = name.strip_prefix("dyn ").unwrap_or(name);
+    if name.starts_with(['(', '[']) {
+        return name;
+    }
+    let without_generics = name.split('<').next().unwrap_or(name);
+    without_generics
+        .rsplit("::")
+        .next()
+        .unwrap_or(without_generics)
+}
+
+/// One call in progress: made when the call starts, records when [`finish`](Self::finish)ed
+/// or, if the call never finishes (a panic, a dropped future), when dropped.
+#[derive(Debug)]
+#[must_use = "a call records when it finishes or is dropped"]
+pub struct Call<const B: usize> {
+    site: &'static Site<B>,
+    slots: &'static Slots,
+    /// A reading of [`crate::util::clock`].
+    started: u64,
+}
+
+impl<const B: usize> Call<B> {
+    /// Starts a call: registers the site at its first call, counts the call in flight and
+    /// reads the clock. `self_type` gives the `Self` type's name of a method whose `impl` the
+    /// macro did not see (the label is then `Type::method`), `None` otherwise.
+    #[inline]
+    pub fn start(
+        site: &'static Site<B>,
+        registry: impl FnOnce() -> &'static Registry,
+        self_type: impl FnOnce() -> Option<&'static str>,
+    ) -> Self {
+        let slots = match site.slots.get() {
+            Some(slots) => slots,
+            None => site.register(registry(), self_type()),
+        };
+        slots.add(crate::util::shard::current(), STARTED, 1);
+        Self {
+            site,
+            slots,
+            started: crate::util::clock::now(),
+        }
+    }
+
+    /// Records the call with this outcome.
+    #[inline]
+    pub fn finish(self, outcome: Outcome) {
+        self.site.record(
+            self.slots,
+            outcome,
+            crate::util::clock::nanos_since(self.started),
+        );
+        std::mem::forget(self);
+    }
+}
+
+impl<const B: usize> Drop for Call<B> {
+    fn drop(&mut self) {
+        // Not finished: the function panicked, or its future was dropped before it completed.
+        let outcome = if std::thread::panicking() {
+            Outcome::Error
+        } else {
+            Outcome::Dropped
+        };
+        self.site.record(
+            self.slots,
+            outcome,
+            crate::util::clock::nanos_since(self.started),
+        );
+    }
+}
+
+/// Calls `f`: makes the closure that wraps a synchronous body `FnOnce`, so that it may return
+/// borrows of what it captured, as the function could.
+#[inline(always)]
+pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(test)]
+// The borrows are the point: they pick the impl, as in the macro's expansion.
+#[allow(clippy::needless_borrow)]
+mod tests;

@@ -1,0 +1,164 @@
+//! The sites of one registry view and the collector that exposes them at scrape time.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::collector::{CollectError, Collector, MetricFamily};
+use crate::metric::MetricValue;
+
+use super::{Outcome, Site, SiteMeta, STARTED};
+
+/// The sites of one registry view, exposed by one collector.
+pub(crate) struct FunctionSites {
+    sites: RwLock<Vec<&'static dyn SiteRead>>,
+}
+
+impl std::fmt::Debug for FunctionSites {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self
+            .sites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("FunctionSites").field("sites", &n).finish()
+    }
+}
+
+impl FunctionSites {
+    pub(super) fn new() -> Self {
+        Self {
+            sites: RwLock::new(Vec::new()),
+        }
+    }
+
+    pub(super) fn add(&self, site: &'static dyn SiteRead) {
+        self.sites
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(site);
+    }
+}
+
+/// A site's figures, whatever its bucket count.
+pub(super) trait SiteRead: Send + Sync {
+    fn meta(&self) -> &SiteMeta;
+    fn function(&self) -> &str;
+    /// Calls started so far; read after the buckets, it is at least their total.
+    fn started(&self) -> u64;
+    /// Per-bucket counts (not cumulative) and the sum in nanoseconds.
+    fn read(&self, outcome: Outcome, counts: &mut Vec<u64>) -> u64;
+}
+
+impl<const B: usize> SiteRead for Site<B> {
+    fn meta(&self) -> &SiteMeta {
+        &self.meta
+    }
+
+    fn function(&self) -> &str {
+        self.function.get().map_or(self.meta.function, |f| f)
+    }
+
+    fn started(&self) -> u64 {
+        self.slots.get().map_or(0, |slots| slots.total(STARTED))
+    }
+
+    fn read(&self, outcome: Outcome, counts: &mut Vec<u64>) -> u64 {
+        counts.clear();
+        let Some(slots) = self.slots.get() else {
+            counts.resize(B, 0);
+            return 0;
+        };
+        counts.extend((0..B).map(|bucket| slots.total(Self::slot(outcome, bucket))));
+        slots.total(Self::slot(outcome, B))
+    }
+}
+
+/// The figures of one label set, merged over the sites that share it.
+struct Series<'a> {
+    labels: Vec<(&'a str, &'a str)>,
+    bounds: &'a [f64],
+    concurrent: u64,
+    /// Per outcome: per-bucket counts and the sum in nanoseconds.
+    results: [(Vec<u64>, u64); 3],
+}
+
+impl Collector for Arc<FunctionSites> {
+    fn collect(&self) -> Result<Vec<MetricFamily>, CollectError> {
+        let sites = self.sites.read().unwrap_or_else(PoisonError::into_inner);
+        let mut merged: Vec<Series<'_>> = Vec::with_capacity(sites.len());
+        let mut counts = Vec::new();
+        for site in sites.iter() {
+            let meta = site.meta();
+            let mut labels = vec![("function", site.function()), ("module", meta.module)];
+            labels.extend(meta.labels.iter().copied());
+            // Two sites with one label set (the same name given twice, say) are one series.
+            // Their buckets must agree to be added; a site whose buckets differ is left out.
+            let index = match merged.iter().position(|s| s.labels == labels) {
+                Some(i) if merged[i].bounds == meta.bounds => i,
+                Some(_) => continue,
+                None => {
+                    merged.push(Series {
+                        labels,
+                        bounds: meta.bounds,
+                        concurrent: 0,
+                        results: Default::default(),
+                    });
+                    merged.len() - 1
+                }
+            };
+            let series = &mut merged[index];
+            let mut finished = 0;
+            for outcome in Outcome::ALL {
+                let sum = site.read(outcome, &mut counts);
+                finished += counts.iter().sum::<u64>();
+                let (total, total_sum) = &mut series.results[outcome as usize];
+                if total.is_empty() {
+                    total.resize(counts.len(), 0);
+                }
+                for (t, c) in total.iter_mut().zip(&counts) {
+                    *t += c;
+                }
+                *total_sum = total_sum.saturating_add(sum);
+            }
+            series.concurrent += site.started().saturating_sub(finished);
+        }
+
+        let mut calls = MetricFamily::counter(
+            "function_calls_total",
+            "Calls of functions instrumented with #[instrumented], by result.",
+        );
+        let mut durations = MetricFamily::histogram(
+            "function_calls_duration_seconds",
+            "Duration of calls of functions instrumented with #[instrumented], by result.",
+        )
+        .with_unit("seconds");
+        let mut concurrent = MetricFamily::gauge(
+            "function_calls_concurrent",
+            "Calls of functions instrumented with #[instrumented] in progress.",
+        );
+        for series in &merged {
+            concurrent.add_sample(&series.labels, MetricValue::gauge(series.concurrent));
+            for outcome in Outcome::ALL {
+                let (counts, sum_nanos) = &series.results[outcome as usize];
+                let count: u64 = counts.iter().sum();
+                // `ok` and `error` are there from the first call, so that error ratios are
+                // 0 rather than absent; `dropped` appears when it happens.
+                if outcome == Outcome::Dropped && count == 0 {
+                    continue;
+                }
+                let mut labels = series.labels.clone();
+                labels.push(("result", outcome.label()));
+                calls.add_sample(&labels, MetricValue::counter(count));
+                let mut cumulative = 0;
+                let buckets = series.bounds.iter().zip(counts).map(|(&bound, &c)| {
+                    cumulative += c;
+                    (bound, cumulative)
+                });
+                let buckets: Vec<(f64, u64)> = buckets.collect();
+                #[allow(clippy::cast_precision_loss)]
+                let sum = *sum_nanos as f64 / 1e9;
+                durations.add_sample(&labels, MetricValue::histogram(buckets, count, sum));
+            }
+        }
+        Ok(vec![calls, durations, concurrent])
+    }
+}
