@@ -114,7 +114,6 @@ mod kind;
 mod metric;
 mod registry;
 pub mod route;
-mod sharded;
 mod util;
 mod validate;
 

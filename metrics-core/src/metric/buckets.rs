@@ -114,7 +114,7 @@ impl Buckets {
             .iter()
             .map(|&b| {
                 let mut s = String::new();
-                crate::encoding::write_f64(&mut s, b);
+                crate::util::fmt::write_f64(&mut s, b);
                 s.into_boxed_str()
             })
             .collect();

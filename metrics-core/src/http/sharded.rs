@@ -14,29 +14,29 @@ use crate::util::shard::{Shard, Slots};
 /// An integer counter split into shards; exposed as a plain counter.
 #[derive(Debug, Clone)]
 pub(crate) struct ShardedCounter {
-    core: Arc<ShardedCore>,
+    pub(super) core: Arc<ShardedCore>,
 }
 
 #[derive(Debug)]
-struct ShardedCore {
-    slots: Slots,
+pub(super) struct ShardedCore {
+    pub(super) slots: Slots,
     /// When the series was created, as `f64` bits of seconds since the Unix epoch.
-    created: AtomicU64,
+    pub(super) created: AtomicU64,
 }
 
 impl ShardedCore {
-    fn new(width: usize) -> Arc<Self> {
+    pub(super) fn new(width: usize) -> Arc<Self> {
         Arc::new(Self {
             slots: Slots::new(width),
             created: AtomicU64::new(now_seconds().to_bits()),
         })
     }
 
-    fn created(&self) -> f64 {
+    pub(super) fn created(&self) -> f64 {
         f64::from_bits(self.created.load(Ordering::Relaxed))
     }
 
-    fn restart(&self) {
+    pub(super) fn restart(&self) {
         self.created
             .store(now_seconds().to_bits(), Ordering::Relaxed);
     }
@@ -87,8 +87,8 @@ impl Sealed for ShardedCounter {
 /// Each shard holds the bucket counts (not cumulative, `+Inf` last) and then the sum.
 #[derive(Debug, Clone)]
 pub(crate) struct ShardedHistogram {
-    bounds: Arc<[f64]>,
-    core: Arc<ShardedCore>,
+    pub(super) bounds: Arc<[f64]>,
+    pub(super) core: Arc<ShardedCore>,
 }
 
 impl ShardedHistogram {
