@@ -79,8 +79,12 @@
 pub use vitals_core;
 
 mod body;
+mod builder;
 mod middleware;
 mod patterns;
+mod response;
 
 pub use body::MetricsBody;
-pub use middleware::{Metrics, MetricsBuilder, MetricsMiddleware, MetricsResponse};
+pub use builder::{Metrics, MetricsBuilder};
+pub use middleware::MetricsMiddleware;
+pub use response::MetricsResponse;

@@ -303,6 +303,50 @@ async fn the_endpoint_serves_negotiated_metrics_and_can_be_guarded_or_turned_off
 }
 
 #[actix_web::test]
+async fn the_endpoint_gzips_for_scrapers_that_accept_it_and_varies_on_both_headers() {
+    let registry = Registry::new();
+    let app = app!(&registry);
+    send(&app, Method::GET, "/users/1").await;
+    let series = "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 1";
+    let cases = [
+        (Some("gzip"), true),
+        (Some("gzip, deflate, br"), true),
+        (Some("*"), true),
+        (Some("br;q=1.0, GZIP;Q=0.5"), true),
+        (None, false),
+        (Some("gzip;q=0"), false),
+        (Some("*;q=1, gzip;q=0"), false),
+        (Some("identity"), false),
+    ];
+    for (encoding, gzipped) in cases {
+        let mut request = test::TestRequest::get().uri("/metrics");
+        if let Some(encoding) = encoding {
+            request = request.insert_header(("accept-encoding", encoding));
+        }
+        let response = test::call_service(&app, request.to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers.get("vary").unwrap(), "Accept, Accept-Encoding");
+        assert_eq!(
+            headers.get("content-encoding").is_some(),
+            gzipped,
+            "{encoding:?}"
+        );
+        let body = test::read_body(response).await;
+        let text = if gzipped {
+            assert_eq!(headers.get("content-encoding").unwrap(), "gzip");
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+                .expect("a gzip stream");
+            text
+        } else {
+            String::from_utf8(body.to_vec()).unwrap()
+        };
+        assert!(text.contains(series), "{encoding:?}: {text}");
+    }
+}
+
+#[actix_web::test]
 async fn a_multi_worker_server_keeps_one_set_of_series_per_process() {
     use std::io::{Read as _, Write as _};
 

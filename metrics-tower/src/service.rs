@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
@@ -111,29 +111,16 @@ impl<S> Metrics<S> {
                 extensions: request.extensions(),
             })
         });
-        let accept = request
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
+        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
         let answer = endpoint_response(
             &self.shared().registry,
             request.method().as_str(),
-            accept,
+            header(header::ACCEPT),
             allowed,
             self.shared().metrics.as_ref().map(drop),
         );
-        let mut response = Response::new(Full::new(Bytes::from(answer.body)));
-        *response.status_mut() =
-            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(answer.content_type),
-        );
-        if let Some(allow) = answer.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        Some(response)
+        let wire = answer.into_wire(header(header::ACCEPT_ENCODING));
+        Some(wire.into_http().map(|body| Full::new(Bytes::from(body))))
     }
 
     fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {

@@ -269,6 +269,63 @@ async fn the_endpoint_serves_negotiated_metrics_without_counting_itself() {
     );
 }
 
+/// The endpoint's answer to a scrape with this `Accept-Encoding`: its headers and its body,
+/// decompressed if it came gzipped.
+async fn scrape(app: &Router, accept_encoding: Option<&str>) -> (http::HeaderMap, String) {
+    let mut request = Request::get("/metrics");
+    if let Some(encoding) = accept_encoding {
+        request = request.header("accept-encoding", encoding);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        headers["content-length"].to_str().unwrap(),
+        body.len().to_string(),
+        "Content-Length is the length of the bytes sent"
+    );
+    let text = if headers.contains_key("content-encoding") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text)
+            .expect("a gzip stream");
+        text
+    } else {
+        String::from_utf8(body.to_vec()).unwrap()
+    };
+    (headers, text)
+}
+
+#[tokio::test]
+async fn the_endpoint_gzips_for_scrapers_that_accept_it_and_varies_on_both_headers() {
+    let registry = Registry::new();
+    let app = app(&registry);
+    send(&app, "GET", "/users/1").await;
+    let series = "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 1";
+    // What Prometheus sends on every scrape.
+    for encoding in ["gzip", "gzip, deflate, br", "*", "br;q=1.0, GZIP;Q=0.5"] {
+        let (headers, text) = scrape(&app, Some(encoding)).await;
+        assert_eq!(headers["content-encoding"], "gzip", "{encoding}");
+        assert_eq!(headers["vary"], "Accept, Accept-Encoding");
+        assert!(text.contains(series), "{encoding}: {text}");
+    }
+    for encoding in [
+        None,
+        Some("gzip;q=0"),
+        Some("*;q=1, gzip;q=0"),
+        Some("identity"),
+    ] {
+        let (headers, text) = scrape(&app, encoding).await;
+        assert!(!headers.contains_key("content-encoding"), "{encoding:?}");
+        assert_eq!(headers["vary"], "Accept, Accept-Encoding");
+        assert!(text.contains(series), "{encoding:?}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn the_endpoint_can_be_guarded_moved_counted_or_turned_off() {
     let registry = Registry::new();

@@ -2,7 +2,6 @@
 //! consumers): tokio and hyper, behind the `exporter` feature.
 
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -224,31 +223,15 @@ fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Byte
         true,
         Ok(()),
     );
-    let gzip = answer.status == 200
-        && !answer.body.is_empty()
-        && accepts_gzip(header_str(header::ACCEPT_ENCODING));
-    let body = if gzip {
-        Bytes::from(gzip_bytes(answer.body.as_bytes()))
-    } else {
-        Bytes::from(answer.body)
-    };
-    let mut response = Response::new(Full::new(body));
+    let wire = answer.into_wire(header_str(header::ACCEPT_ENCODING));
+    let mut response = Response::new(Full::new(Bytes::from(wire.body)));
     *response.status_mut() =
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(answer.content_type),
-    );
-    headers.insert(
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Encoding"),
-    );
-    if let Some(allow) = answer.allow {
-        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    if gzip {
-        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    for (name, value) in wire.headers {
+        if let Ok(value) = HeaderValue::try_from(&*value) {
+            headers.insert(header::HeaderName::from_static(name), value);
+        }
     }
     response
 }
@@ -261,31 +244,6 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-/// Whether an `Accept-Encoding` header allows gzip: listed (or `*`) with a q above 0.
-fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    accept_encoding.is_some_and(|header| {
-        header.split(',').any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let q = parts
-                .filter_map(|p| p.strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f64>().ok())
-                .unwrap_or(1.0);
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && q > 0.0
-        })
-    })
-}
-
-fn gzip_bytes(body: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
 }
 
 /// Compares without stopping at the first difference, so that timing does not reveal how much
@@ -301,6 +259,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::accepts_gzip;
 
     #[test]
     fn gzip_is_accepted_only_with_a_positive_q() {

@@ -1,9 +1,13 @@
-//! The answer of a metrics endpoint, the same in every adapter.
+//! The answer of a metrics endpoint, the same in every adapter: status, format from
+//! `Accept`, gzip from `Accept-Encoding`, and the headers that go with them.
+
+use std::borrow::Cow;
 
 use crate::error::Error;
 use crate::registry::Registry;
 
-/// What a metrics endpoint answers; adapters turn it into their framework's response.
+/// What a metrics endpoint answers, before its body is compressed: see
+/// [`into_wire`](Self::into_wire) for the response an adapter sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointResponse {
@@ -62,4 +66,143 @@ pub fn endpoint_response(
             format.encode(registry)
         },
     }
+}
+
+/// The `Vary` header of every metrics answer: its body depends on both headers.
+pub const VARY: &str = "Accept, Accept-Encoding";
+
+impl EndpointResponse {
+    /// The response as it goes on the wire: the body gzipped when `accept_encoding` (the
+    /// request's `Accept-Encoding`) allows it and gzip support is compiled in (the `gzip`
+    /// feature, on in the adapters by default), and every header to send with it.
+    #[must_use]
+    pub fn into_wire(self, accept_encoding: Option<&str>) -> WireResponse {
+        let compressed =
+            (self.status == 200 && !self.body.is_empty() && accepts_gzip(accept_encoding))
+                .then(|| gzip_bytes(self.body.as_bytes()))
+                .flatten();
+        let gzip = compressed.is_some();
+        let body = compressed.unwrap_or_else(|| self.body.into_bytes());
+        let mut headers = vec![
+            ("content-type", Cow::Borrowed(self.content_type)),
+            ("vary", Cow::Borrowed(VARY)),
+        ];
+        if let Some(allow) = self.allow {
+            headers.push(("allow", Cow::Borrowed(allow)));
+        }
+        if gzip {
+            headers.push(("content-encoding", Cow::Borrowed("gzip")));
+        }
+        // A HEAD answer has no body; its length is left to the framework, which knows the
+        // rules for HEAD.
+        if !body.is_empty() {
+            headers.push(("content-length", Cow::Owned(body.len().to_string())));
+        }
+        WireResponse {
+            status: self.status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A metrics answer ready to send: adapters copy its status, headers and body into their
+/// framework's response (or, with the `http` feature, call
+/// [`into_http`](Self::into_http)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WireResponse {
+    /// The status code.
+    pub status: u16,
+    /// The headers, lower-case names: `content-type`, `vary`, and when they apply `allow`,
+    /// `content-encoding` and `content-length`.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    /// The body, compressed if `content-encoding` says so.
+    pub body: Vec<u8>,
+}
+
+impl WireResponse {
+    /// The value of a header, if the answer has it.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    /// As an [`http::Response`], for frameworks built on the `http` crate (axum, tonic,
+    /// hyper).
+    #[cfg(feature = "http")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+    #[must_use]
+    pub fn into_http(self) -> http::Response<Vec<u8>> {
+        let mut response = http::Response::new(self.body);
+        *response.status_mut() = http::StatusCode::from_u16(self.status)
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            let value = match value {
+                Cow::Borrowed(value) => http::HeaderValue::from_static(value),
+                // Only the length is owned: digits, always a valid header value.
+                Cow::Owned(value) => match http::HeaderValue::try_from(value) {
+                    Ok(value) => value,
+                    Err(_) => continue,
+                },
+            };
+            headers.insert(http::HeaderName::from_static(name), value);
+        }
+        response
+    }
+}
+
+/// Whether an `Accept-Encoding` header allows gzip (RFC 9110 §12.5.3): `gzip` listed with a
+/// weight above 0, or failing that `*` with a weight above 0. An explicit `gzip;q=0` refuses
+/// gzip whatever `*` says. Names and the `q` parameter are case-insensitive.
+#[must_use]
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(header) = accept_encoding else {
+        return false;
+    };
+    let (mut gzip, mut any) = (None, None);
+    for coding in header.split(',') {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let weight = parts
+            .filter_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim().eq_ignore_ascii_case("q").then(|| value.trim())
+            })
+            .next()
+            .map_or(Some(1.0), |q| {
+                q.parse::<f64>().ok().filter(|q| (0.0..=1.0).contains(q))
+            });
+        // A malformed weight counts as a refusal: sending gzip to a client that did not
+        // clearly ask for it is the worse mistake.
+        let weight = weight.unwrap_or(0.0);
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.map_or(weight, |w: f64| w.max(weight)));
+        } else if name == "*" {
+            any = Some(weight);
+        }
+    }
+    gzip.or(any).is_some_and(|w| w > 0.0)
+}
+
+#[cfg(feature = "gzip")]
+fn gzip_bytes(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok()
+}
+
+/// Without the `gzip` feature, answers are sent as they are.
+#[cfg(not(feature = "gzip"))]
+fn gzip_bytes(_: &[u8]) -> Option<Vec<u8>> {
+    None
 }

@@ -59,7 +59,7 @@ mod schema;
 mod sharded;
 
 pub use builder::HttpMetricsBuilder;
-pub use endpoint::{endpoint_response, EndpointResponse};
+pub use endpoint::{accepts_gzip, endpoint_response, EndpointResponse, WireResponse, VARY};
 pub use guard::{BodyCounter, RequestGuard};
 pub use hint::RouteHint;
 pub use recorder::HttpMetrics;
