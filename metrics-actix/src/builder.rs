@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
-use vitals_core::http::{HttpMetrics, HttpMetricsBuilder};
-use vitals_core::{Error, Registry};
+use vitals_core::http::{AdapterOptions, AdapterState};
+use vitals_core::Error;
 
 type AccessHook = dyn Fn(&HttpRequest) -> bool + Send + Sync;
 
@@ -17,21 +17,15 @@ pub struct Metrics {
 }
 
 pub(crate) struct Shared {
-    /// The recorder, or why it could not be built (then requests pass unrecorded and the
-    /// endpoint answers 500 with the reason).
-    pub(crate) metrics: Result<HttpMetrics, Error>,
-    pub(crate) registry: Registry,
-    pub(crate) endpoint: Option<String>,
-    pub(crate) count_endpoint: bool,
+    /// The recorder (or why it could not be built) and the endpoint's settings.
+    pub(crate) state: AdapterState,
     pub(crate) access: Option<Box<AccessHook>>,
-    pub(crate) headers_only: bool,
 }
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics")
-            .field("metrics", &self.shared.metrics)
-            .field("endpoint", &self.shared.endpoint)
+            .field("state", &self.shared.state)
             .finish_non_exhaustive()
     }
 }
@@ -43,34 +37,27 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// The middleware with every default: the process-wide registry, Prometheus names,
-    /// `/metrics` served. It never panics: if the registry already holds metrics of the same
-    /// names with another schema, requests pass unrecorded and `/metrics` answers 500 with the
-    /// reason ([`builder`](Self::builder) gives that error instead).
+    /// The middleware with every default: the process-wide registry
+    /// ([`Registry::global`](vitals_core::Registry::global)), Prometheus names, `/metrics`
+    /// served. It never panics: if the registry already holds metrics of the same names with
+    /// another schema, requests pass unrecorded and `/metrics` answers 500 with the reason
+    /// (with the `tracing` feature, the error is also logged once); [`builder`](Self::builder)
+    /// gives that error instead.
     #[must_use]
     pub fn new() -> Self {
-        let builder = Self::builder();
-        let registry = builder.http.registry_ref().clone();
-        builder.build().unwrap_or_else(|error| Self {
+        Self {
             shared: Arc::new(Shared {
-                metrics: Err(error),
-                registry,
-                endpoint: Some("/metrics".to_owned()),
-                count_endpoint: false,
+                state: AdapterOptions::default().build_or_keep_error("vitals-actix"),
                 access: None,
-                headers_only: false,
             }),
-        })
+        }
     }
 
     /// Starts configuring the middleware; the options are those of vitals-tower's layer.
     pub fn builder() -> MetricsBuilder {
         MetricsBuilder {
-            http: HttpMetrics::builder(Registry::global()),
-            endpoint: Some("/metrics".to_owned()),
-            count_endpoint: false,
+            options: AdapterOptions::default(),
             access: None,
-            headers_only: false,
         }
     }
 }
@@ -78,43 +65,27 @@ impl Metrics {
 /// Configures [`Metrics`]; made by [`Metrics::builder`].
 #[must_use = "nothing is built until `build` is called"]
 pub struct MetricsBuilder {
-    /// The recorder's options, shared with every adapter.
-    http: HttpMetricsBuilder,
-    endpoint: Option<String>,
-    count_endpoint: bool,
+    /// The options every adapter shares.
+    options: AdapterOptions,
     access: Option<Box<AccessHook>>,
-    headers_only: bool,
 }
 
 impl fmt::Debug for MetricsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsBuilder")
-            .field("http", &self.http)
-            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
 impl MetricsBuilder {
-    vitals_core::__http_recorder_options!(http);
+    vitals_core::__http_recorder_options!(options);
 
     /// Also records body sizes: the response's real bytes, and the request's, counted as the
     /// handler reads the payload (a chunked upload is measured; a payload left unread counts
     /// its declared `Content-Length`). Defaults to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
-        self.http = self.http.body_sizes(on);
-        self
-    }
-
-    /// Sets the path of the metrics endpoint, or `None` to serve none. Defaults to `/metrics`.
-    pub fn endpoint(mut self, path: Option<&str>) -> Self {
-        self.endpoint = path.map(str::to_owned);
-        self
-    }
-
-    /// Whether requests to the metrics endpoint are recorded too. Defaults to no.
-    pub fn count_endpoint(mut self, count: bool) -> Self {
-        self.count_endpoint = count;
+        self.options = self.options.http(|h| h.body_sizes(on));
         self
     }
 
@@ -127,28 +98,16 @@ impl MetricsBuilder {
         self
     }
 
-    /// Stops the clock when the response headers are ready instead of when the body ends.
-    /// Defaults to off.
-    pub fn headers_only(mut self, on: bool) -> Self {
-        self.headers_only = on;
-        self
-    }
-
     /// Registers the HTTP metrics and builds the middleware.
     ///
     /// # Errors
     ///
     /// A conflict with metrics registered before under the same names with another schema.
     pub fn build(self) -> Result<Metrics, Error> {
-        let registry = self.http.registry_ref().clone();
         Ok(Metrics {
             shared: Arc::new(Shared {
-                metrics: Ok(self.http.build()?),
-                registry,
-                endpoint: self.endpoint,
-                count_endpoint: self.count_endpoint,
+                state: self.options.build()?,
                 access: self.access,
-                headers_only: self.headers_only,
             }),
         })
     }

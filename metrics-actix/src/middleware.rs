@@ -11,7 +11,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use bytes::Bytes;
-use vitals_core::http::{endpoint_response, RequestGuard};
+use vitals_core::http::RequestGuard;
 
 use crate::body::MetricsBody;
 use crate::builder::{Metrics, Shared};
@@ -55,24 +55,19 @@ impl<S> fmt::Debug for MetricsMiddleware<S> {
 impl<S> MetricsMiddleware<S> {
     /// The endpoint's response, when this request is for it.
     fn endpoint(&self, request: &ServiceRequest) -> Option<HttpResponse<Bytes>> {
-        let path = self.shared.endpoint.as_deref()?;
-        if request.path() != path {
-            return None;
-        }
-        let allowed = self
-            .shared
-            .access
-            .as_ref()
-            .is_none_or(|access| access(request.request()));
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        let answer = endpoint_response(
-            &self.shared.registry,
+        let wire = self.shared.state.answer(
+            request.path(),
             request.method().as_str(),
             header(header::ACCEPT),
-            allowed,
-            self.shared.metrics.as_ref().map(drop),
-        );
-        let wire = answer.into_wire(header(header::ACCEPT_ENCODING));
+            header(header::ACCEPT_ENCODING),
+            || {
+                self.shared
+                    .access
+                    .as_ref()
+                    .is_none_or(|access| access(request.request()))
+            },
+        )?;
         let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = HttpResponse::with_body(status, Bytes::new());
         let headers = response.headers_mut();
@@ -87,7 +82,7 @@ impl<S> MetricsMiddleware<S> {
     /// Starts recording `request`, with its route's answer to check after routing when it
     /// did not come from the tables of known paths.
     fn start(&self, request: &ServiceRequest) -> (Option<RequestGuard>, Option<Box<Pending>>) {
-        let Ok(metrics) = self.shared.metrics.as_ref() else {
+        let Some(metrics) = self.shared.state.metrics() else {
             return (None, None);
         };
         let method = request.method().as_str();
@@ -119,7 +114,7 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         if let Some(response) = self.endpoint(&request) {
-            let guard = if self.shared.count_endpoint {
+            let guard = if self.shared.state.count_endpoint() {
                 let (guard, pending) = self.start(&request);
                 guard.map(|mut guard| {
                     if let Some(pending) = pending {
@@ -146,7 +141,7 @@ where
             self.service.call(request),
             guard,
             pending,
-            self.shared.headers_only,
+            self.shared.state.headers_only(),
         )
     }
 }

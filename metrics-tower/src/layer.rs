@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, Method, Uri};
 use tower_layer::Layer;
-use vitals_core::http::{HttpMetrics, HttpMetricsBuilder};
+use vitals_core::http::{AdapterOptions, AdapterState};
 use vitals_core::route::RouteTemplater;
-use vitals_core::{Error, Registry};
+use vitals_core::Error;
 
 use crate::service::Metrics;
 
@@ -49,23 +49,16 @@ pub struct MetricsLayer {
 }
 
 pub(crate) struct Shared {
-    /// The recorder, or why it could not be built (then requests pass unrecorded and the
-    /// endpoint answers 500 with the reason).
-    pub(crate) metrics: Result<HttpMetrics, Error>,
-    pub(crate) registry: Registry,
-    pub(crate) endpoint: Option<String>,
-    pub(crate) count_endpoint: bool,
+    /// The recorder (or why it could not be built) and the endpoint's settings.
+    pub(crate) state: AdapterState,
     pub(crate) access: Option<Box<dyn EndpointAccess>>,
     pub(crate) templater: Option<RouteTemplater>,
-    pub(crate) headers_only: bool,
 }
 
 impl fmt::Debug for MetricsLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsLayer")
-            .field("metrics", &self.shared.metrics)
-            .field("endpoint", &self.shared.endpoint)
-            .field("headers_only", &self.shared.headers_only)
+            .field("state", &self.shared.state)
             .finish_non_exhaustive()
     }
 }
@@ -77,39 +70,32 @@ impl Default for MetricsLayer {
 }
 
 impl MetricsLayer {
-    /// The layer with every default: the process-wide registry, Prometheus names, the
-    /// latency buckets of [`Buckets::LATENCY_SECONDS`](vitals_core::Buckets::LATENCY_SECONDS),
+    /// The layer with every default: the process-wide registry
+    /// ([`Registry::global`](vitals_core::Registry::global)), Prometheus names, the latency
+    /// buckets of [`Buckets::LATENCY_SECONDS`](vitals_core::Buckets::LATENCY_SECONDS),
     /// `/metrics` served.
     ///
     /// It never panics: if the registry already holds metrics of the same names with another
-    /// schema, requests pass through unrecorded and `/metrics` answers 500 with the reason.
-    /// Use [`builder`](Self::builder) and [`MetricsLayerBuilder::build`] to get that error.
+    /// schema, requests pass through unrecorded and `/metrics` answers 500 with the reason
+    /// (with the `tracing` feature, the error is also logged once). Use
+    /// [`builder`](Self::builder) and [`MetricsLayerBuilder::build`] to get that error.
     #[must_use]
     pub fn new() -> Self {
-        let builder = Self::builder();
-        let registry = builder.http.registry_ref().clone();
-        builder.build().unwrap_or_else(|error| Self {
+        Self {
             shared: Arc::new(Shared {
-                metrics: Err(error),
-                registry,
-                endpoint: Some("/metrics".to_owned()),
-                count_endpoint: false,
+                state: AdapterOptions::default().build_or_keep_error("vitals-tower"),
                 access: None,
                 templater: None,
-                headers_only: false,
             }),
-        })
+        }
     }
 
     /// Starts configuring a layer.
     pub fn builder() -> MetricsLayerBuilder {
         MetricsLayerBuilder {
-            http: HttpMetrics::builder(Registry::global()),
-            endpoint: Some("/metrics".to_owned()),
-            count_endpoint: false,
+            options: AdapterOptions::default(),
             access: None,
             templater: None,
-            headers_only: false,
         }
     }
 }
@@ -125,26 +111,22 @@ impl<S> Layer<S> for MetricsLayer {
 /// Configures a [`MetricsLayer`]; made by [`MetricsLayer::builder`].
 #[must_use = "nothing is built until `build` is called"]
 pub struct MetricsLayerBuilder {
-    /// The recorder's options, shared with every adapter.
-    http: HttpMetricsBuilder,
-    endpoint: Option<String>,
-    count_endpoint: bool,
+    /// The options every adapter shares.
+    options: AdapterOptions,
     access: Option<Box<dyn EndpointAccess>>,
     templater: Option<RouteTemplater>,
-    headers_only: bool,
 }
 
 impl fmt::Debug for MetricsLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsLayerBuilder")
-            .field("http", &self.http)
-            .field("endpoint", &self.endpoint)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
 impl MetricsLayerBuilder {
-    vitals_core::__http_recorder_options!(http);
+    vitals_core::__http_recorder_options!(options);
 
     /// Also records body sizes: the response's real bytes, counted as they pass, and the
     /// request's. Under axum's `Router::layer` the request body's bytes are counted as the
@@ -153,20 +135,7 @@ impl MetricsLayerBuilder {
     /// declared `Content-Length` only, and one without it records no request size. Defaults
     /// to off.
     pub fn body_sizes(mut self, on: bool) -> Self {
-        self.http = self.http.body_sizes(on);
-        self
-    }
-
-    /// Sets the path of the metrics endpoint, or `None` to serve none. Defaults to
-    /// `/metrics`.
-    pub fn endpoint(mut self, path: Option<&str>) -> Self {
-        self.endpoint = path.map(str::to_owned);
-        self
-    }
-
-    /// Whether requests to the metrics endpoint are recorded too. Defaults to no.
-    pub fn count_endpoint(mut self, count: bool) -> Self {
-        self.count_endpoint = count;
+        self.options = self.options.http(|h| h.body_sizes(on));
         self
     }
 
@@ -186,29 +155,17 @@ impl MetricsLayerBuilder {
         self
     }
 
-    /// Stops the clock when the response headers are ready instead of when the body ends.
-    /// Defaults to off: latency covers the whole body.
-    pub fn headers_only(mut self, on: bool) -> Self {
-        self.headers_only = on;
-        self
-    }
-
     /// Registers the HTTP metrics and builds the layer.
     ///
     /// # Errors
     ///
     /// A conflict with metrics registered before under the same names with another schema.
     pub fn build(self) -> Result<MetricsLayer, Error> {
-        let registry = self.http.registry_ref().clone();
         Ok(MetricsLayer {
             shared: Arc::new(Shared {
-                metrics: Ok(self.http.build()?),
-                registry,
-                endpoint: self.endpoint,
-                count_endpoint: self.count_endpoint,
+                state: self.options.build()?,
                 access: self.access,
                 templater: self.templater,
-                headers_only: self.headers_only,
             }),
         })
     }

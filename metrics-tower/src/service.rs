@@ -9,7 +9,7 @@ use http::{header, Request, Response};
 use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
-use vitals_core::http::{endpoint_response, RequestGuard, RouteHint};
+use vitals_core::http::{RequestGuard, RouteHint};
 use vitals_core::route::UNMATCHED_ROUTE;
 
 use crate::body::ResponseBody;
@@ -99,32 +99,29 @@ impl<S> Metrics<S> {
 
     /// The response of the metrics endpoint, when this request is for it.
     fn endpoint<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
-        let path = self.shared().endpoint.as_deref()?;
-        if request.uri().path() != path {
-            return None;
-        }
-        let allowed = self.shared().access.as_ref().is_none_or(|access| {
-            access.allow(&EndpointRequest {
-                method: request.method(),
-                uri: request.uri(),
-                headers: request.headers(),
-                extensions: request.extensions(),
-            })
-        });
+        let shared = self.shared();
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
-        let answer = endpoint_response(
-            &self.shared().registry,
+        let wire = shared.state.answer(
+            request.uri().path(),
             request.method().as_str(),
             header(header::ACCEPT),
-            allowed,
-            self.shared().metrics.as_ref().map(drop),
-        );
-        let wire = answer.into_wire(header(header::ACCEPT_ENCODING));
+            header(header::ACCEPT_ENCODING),
+            || {
+                shared.access.as_ref().is_none_or(|access| {
+                    access.allow(&EndpointRequest {
+                        method: request.method(),
+                        uri: request.uri(),
+                        headers: request.headers(),
+                        extensions: request.extensions(),
+                    })
+                })
+            },
+        )?;
         Some(wire.into_http().map(|body| Full::new(Bytes::from(body))))
     }
 
     fn start<B>(&self, request: &Request<B>) -> Option<RequestGuard> {
-        let metrics = self.shared().metrics.as_ref().ok()?;
+        let metrics = self.shared().state.metrics()?;
         let method = request.method().as_str();
         let mut guard = self.with_route(request, |route, hint| match hint {
             Some(hint) => metrics.start_hinted(method, route, hint),
@@ -180,7 +177,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         if let Some(response) = self.endpoint(&request) {
-            let guard = if self.shared().count_endpoint {
+            let guard = if self.shared().state.count_endpoint() {
                 self.start(&request).map(|mut guard| {
                     guard.response(response.status().as_u16());
                     guard
@@ -192,7 +189,11 @@ where
         }
         let mut guard = self.start(&request);
         watch_request_body(&mut request, guard.as_mut());
-        ResponseFuture::metered(self.inner.call(request), guard, self.shared().headers_only)
+        ResponseFuture::metered(
+            self.inner.call(request),
+            guard,
+            self.shared().state.headers_only(),
+        )
     }
 }
 

@@ -47,6 +47,7 @@
 //! # Ok::<(), vitals_core::Error>(())
 //! ```
 
+mod adapter;
 mod builder;
 mod endpoint;
 mod guard;
@@ -58,6 +59,7 @@ mod recorder;
 mod schema;
 mod sharded;
 
+pub use adapter::{AdapterOptions, AdapterState, DEFAULT_ENDPOINT};
 pub use builder::HttpMetricsBuilder;
 pub use endpoint::{accepts_gzip, endpoint_response, EndpointResponse, WireResponse, VARY};
 pub use guard::{BodyCounter, RequestGuard};
