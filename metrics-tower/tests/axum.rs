@@ -327,6 +327,40 @@ async fn the_endpoint_gzips_for_scrapers_that_accept_it_and_varies_on_both_heade
 }
 
 #[tokio::test]
+async fn openmetrics_answers_carry_created_samples_only_when_asked() {
+    for asked in [false, true] {
+        let registry = Registry::new();
+        let app = Router::new()
+            .route("/users/{id}", get(|| async { "user" }))
+            .layer(
+                MetricsLayer::builder()
+                    .registry(&registry)
+                    .created_samples(asked)
+                    .build()
+                    .unwrap(),
+            );
+        send(&app, "GET", "/users/1").await;
+        let request = Request::get("/metrics")
+            .header("accept", "application/openmetrics-text; version=1.0.0")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("\nhttp_requests_total{"), "{text}");
+        assert_eq!(
+            text.contains("\nhttp_requests_created{"),
+            asked,
+            "asked: {asked}\n{text}"
+        );
+        assert_eq!(
+            text.contains("\nhttp_request_duration_seconds_created{"),
+            asked
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_endpoint_can_be_guarded_moved_counted_or_turned_off() {
     let registry = Registry::new();
     let guarded = Router::new().route("/", get(|| async { "home" })).layer(

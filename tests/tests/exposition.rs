@@ -236,9 +236,35 @@ fn python_prometheus_client_reads_back_exactly_what_was_recorded() {
 }
 
 #[test]
+fn openmetrics_leaves_created_samples_out_unless_asked_and_python_reads_both() {
+    let registry = registry_with_everything();
+    let plain = openmetrics::encode(&registry);
+    let samples = python_parse_openmetrics(&plain);
+    assert!(!samples.is_empty());
+    assert!(
+        samples.iter().all(|s| !s.name.ends_with("_created")),
+        "no _created sample by default"
+    );
+    assert!(!plain.contains("_created"), "{plain}");
+    let asked = openmetrics::encode_with(
+        &registry,
+        openmetrics::EncodeOptions::default().created_samples(true),
+    );
+    let with_created = python_parse_openmetrics(&asked);
+    // The same samples, plus one `_created` per counter, histogram and summary series.
+    let created: Vec<_> = with_created
+        .iter()
+        .filter(|s| s.name.ends_with("_created"))
+        .collect();
+    assert_eq!(with_created.len() - created.len(), samples.len());
+    assert!(created.len() >= HOSTILE.len() * 2, "{}", created.len());
+}
+
+#[test]
 fn python_openmetrics_parser_reads_back_values_created_and_exemplars() {
     let registry = registry_with_everything();
-    let exposition = openmetrics::encode(&registry);
+    let with_created = openmetrics::EncodeOptions::default().created_samples(true);
+    let exposition = openmetrics::encode_with(&registry, with_created);
     assert!(exposition.ends_with("# EOF\n"));
     // The strict parser rejects anything OpenMetrics forbids (metadata order, units, histogram
     // shape, exemplar placement and length, `# EOF`), so reading it at all is half the test.

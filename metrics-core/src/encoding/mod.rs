@@ -34,7 +34,8 @@ pub enum Format {
     /// the answer when the client does not say.
     #[default]
     Text,
-    /// OpenMetrics 1.0 text, with `_created` samples and exemplars.
+    /// OpenMetrics 1.0 text, with exemplars (and `_created` samples if asked, see
+    /// [`openmetrics`]).
     OpenMetrics,
     /// The JSON export described in [`json`].
     Json,
@@ -61,9 +62,32 @@ impl Format {
 
     /// Encodes the whole registry in this format, appending to `out`.
     pub fn encode_into(self, registry: &crate::Registry, out: &mut String) {
+        self.encode_into_with(registry, openmetrics::EncodeOptions::default(), out);
+    }
+
+    /// Encodes the whole registry in this format, `options` applying to OpenMetrics.
+    #[must_use]
+    pub fn encode_with(
+        self,
+        registry: &crate::Registry,
+        options: openmetrics::EncodeOptions,
+    ) -> String {
+        let mut out = String::new();
+        self.encode_into_with(registry, options, &mut out);
+        out
+    }
+
+    /// Encodes the whole registry in this format, appending to `out`, `options` applying to
+    /// OpenMetrics.
+    pub fn encode_into_with(
+        self,
+        registry: &crate::Registry,
+        options: openmetrics::EncodeOptions,
+        out: &mut String,
+    ) {
         match self {
             Self::Text => text::encode_into(registry, out),
-            Self::OpenMetrics => openmetrics::encode_into(registry, out),
+            Self::OpenMetrics => openmetrics::encode_into_with(registry, options, out),
             Self::Json => json::encode_into(registry, out),
         }
     }

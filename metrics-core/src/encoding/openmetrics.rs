@@ -1,4 +1,5 @@
-//! The OpenMetrics 1.0 text format, with `# UNIT`, `_created` samples, exemplars and `# EOF`.
+//! The OpenMetrics 1.0 text format, with `# UNIT`, exemplars, `# EOF`, and on request
+//! `_created` samples.
 //!
 //! ```
 //! use vitals_core::{encoding::openmetrics, Registry};
@@ -9,10 +10,22 @@
 //!
 //! let body = openmetrics::encode(&registry);
 //! assert!(body.starts_with("# TYPE jobs counter\n# HELP jobs Jobs run.\njobs_total 1 # {trace_id=\"4bf92f3577b34da6\"} 1.0 "));
-//! assert!(body.contains("\njobs_created "));
+//! assert!(!body.contains("jobs_created"), "off by default");
 //! assert!(body.ends_with("# EOF\n"));
+//!
+//! let options = openmetrics::EncodeOptions::default().created_samples(true);
+//! assert!(openmetrics::encode_with(&registry, options).contains("\njobs_created "));
 //! # Ok::<(), vitals_core::Error>(())
 //! ```
+//!
+//! # `_created` samples
+//!
+//! Counters, histograms and summaries can carry a `_created` sample, the time their series
+//! began. They are off by default, as in client_golang: Prometheus 2.x, which negotiates
+//! OpenMetrics, stores each one as a series of its own, doubling the series of every counter
+//! and histogram, and uses it for nothing. Turn them on with
+//! [`EncodeOptions::created_samples`] for consumers that read them (the endpoint and exporter
+//! builders have a `created_samples` option too).
 //!
 //! Where the format forbids what a series holds, the sample is left out rather than the
 //! document made invalid. OpenMetrics allows a histogram's `_sum` only when it is not NaN,
@@ -31,17 +44,46 @@ use super::{write_escaped_label_value, write_f64, write_number};
 /// The `Content-Type` of a response carrying this format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Encodes the whole registry, ending with `# EOF`.
+/// What the OpenMetrics encoder writes besides what the format requires.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodeOptions {
+    created_samples: bool,
+}
+
+impl EncodeOptions {
+    /// Whether counters, histograms and summaries carry their `_created` sample. Defaults to
+    /// off (see the [module docs](self)).
+    #[must_use]
+    pub fn created_samples(mut self, on: bool) -> Self {
+        self.created_samples = on;
+        self
+    }
+}
+
+/// Encodes the whole registry, ending with `# EOF`, with the default [`EncodeOptions`].
 #[must_use]
 pub fn encode(registry: &Registry) -> String {
+    encode_with(registry, EncodeOptions::default())
+}
+
+/// Encodes the whole registry, ending with `# EOF`.
+#[must_use]
+pub fn encode_with(registry: &Registry, options: EncodeOptions) -> String {
     let mut out = String::new();
-    encode_into(registry, &mut out);
+    encode_into_with(registry, options, &mut out);
     out
 }
 
-/// Encodes the whole registry, appending to `out`.
+/// Encodes the whole registry, appending to `out`, with the default [`EncodeOptions`].
 pub fn encode_into(registry: &Registry, out: &mut String) {
+    encode_into_with(registry, EncodeOptions::default(), out);
+}
+
+/// Encodes the whole registry, appending to `out`.
+pub fn encode_into_with(registry: &Registry, options: EncodeOptions, out: &mut String) {
     let mut encoder = OpenMetricsEncoder {
+        created: options.created_samples,
         out,
         name: String::new(),
         labels: String::new(),
@@ -52,6 +94,7 @@ pub fn encode_into(registry: &Registry, out: &mut String) {
 }
 
 struct OpenMetricsEncoder<'a> {
+    created: bool,
     out: &'a mut String,
     name: String,
     labels: String,
@@ -92,6 +135,7 @@ impl Sink for OpenMetricsEncoder<'_> {
             }
         };
         let (out, name, number) = (&mut *self.out, &self.name, &mut self.number);
+        let created = |c: Option<f64>| c.filter(|_| self.created);
         let sample = |out: &mut String, suffix: &str, extra: Option<(&str, &str)>, n: Number| {
             out.push_str(name);
             out.push_str(suffix);
@@ -104,7 +148,7 @@ impl Sink for OpenMetricsEncoder<'_> {
                 sample(out, "_total", None, c.value());
                 write_exemplar(out, c.exemplar());
                 out.push('\n');
-                if let Some(created) = c.created() {
+                if let Some(created) = created(c.created()) {
                     sample(out, "_created", None, Number::F64(created));
                     out.push('\n');
                 }
@@ -140,7 +184,7 @@ impl Sink for OpenMetricsEncoder<'_> {
                     sample(out, "_sum", None, Number::F64(h.sum()));
                     out.push('\n');
                 }
-                if let Some(created) = h.created() {
+                if let Some(created) = created(h.created()) {
                     sample(out, "_created", None, Number::F64(created));
                     out.push('\n');
                 }
@@ -161,7 +205,7 @@ impl Sink for OpenMetricsEncoder<'_> {
                     sample(out, "_sum", None, Number::F64(s.sum()));
                     out.push('\n');
                 }
-                if let Some(created) = s.created() {
+                if let Some(created) = created(s.created()) {
                     sample(out, "_created", None, Number::F64(created));
                     out.push('\n');
                 }

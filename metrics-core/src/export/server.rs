@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::http::endpoint_response;
+use crate::encoding::openmetrics::EncodeOptions;
+use crate::http::endpoint_response_with;
 use crate::Registry;
 
 /// The port OpenTelemetry's Prometheus exporters use by default.
@@ -56,6 +57,7 @@ pub struct Exporter {
     address: SocketAddr,
     path: String,
     authorization: Option<String>,
+    openmetrics: EncodeOptions,
 }
 
 impl Exporter {
@@ -66,6 +68,7 @@ impl Exporter {
             address: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             path: "/metrics".to_owned(),
             authorization: None,
+            openmetrics: EncodeOptions::default(),
         }
     }
 
@@ -96,6 +99,13 @@ impl Exporter {
             "Basic {}",
             crate::util::base64::encode(credentials.as_bytes(), crate::util::base64::STANDARD)
         ));
+        self
+    }
+
+    /// Whether OpenMetrics answers carry `_created` samples (see
+    /// [`openmetrics`](crate::encoding::openmetrics)). Defaults to off.
+    pub fn created_samples(mut self, on: bool) -> Self {
+        self.openmetrics = self.openmetrics.created_samples(on);
         self
     }
 
@@ -216,12 +226,13 @@ fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Byte
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     // Methods, format negotiation and HEAD are answered as in every adapter.
-    let answer = endpoint_response(
+    let answer = endpoint_response_with(
         &config.registry,
         request.method().as_str(),
         header_str(header::ACCEPT),
         true,
         Ok(()),
+        config.openmetrics,
     );
     let wire = answer.into_wire(header_str(header::ACCEPT_ENCODING));
     let mut response = Response::new(Full::new(Bytes::from(wire.body)));

@@ -3,11 +3,12 @@
 //! the answer of the metrics endpoint. Public for the authors of adapters to other
 //! frameworks.
 
+use crate::encoding::openmetrics::EncodeOptions;
 use crate::error::Error;
 use crate::registry::Registry;
 
 use super::builder::HttpMetricsBuilder;
-use super::endpoint::{endpoint_response, WireResponse};
+use super::endpoint::{endpoint_response_with, WireResponse};
 use super::recorder::HttpMetrics;
 
 /// The path of the metrics endpoint unless an adapter is told otherwise.
@@ -23,6 +24,7 @@ pub struct AdapterOptions {
     endpoint: Option<String>,
     count_endpoint: bool,
     headers_only: bool,
+    openmetrics: EncodeOptions,
 }
 
 impl Default for AdapterOptions {
@@ -39,6 +41,7 @@ impl AdapterOptions {
             endpoint: Some(DEFAULT_ENDPOINT.to_owned()),
             count_endpoint: false,
             headers_only: false,
+            openmetrics: EncodeOptions::default(),
         }
     }
 
@@ -72,6 +75,13 @@ impl AdapterOptions {
         self
     }
 
+    /// Whether OpenMetrics answers carry `_created` samples (see
+    /// [`openmetrics`](crate::encoding::openmetrics)).
+    pub fn created_samples(mut self, on: bool) -> Self {
+        self.openmetrics = self.openmetrics.created_samples(on);
+        self
+    }
+
     /// Registers the HTTP metrics.
     ///
     /// # Errors
@@ -85,6 +95,7 @@ impl AdapterOptions {
             endpoint: self.endpoint,
             count_endpoint: self.count_endpoint,
             headers_only: self.headers_only,
+            openmetrics: self.openmetrics,
         })
     }
 
@@ -94,10 +105,11 @@ impl AdapterOptions {
     /// (`MetricsLayer::new()`, `Metrics::new()`); `adapter` names the caller in the log.
     pub fn build_or_keep_error(self, adapter: &'static str) -> AdapterState {
         let registry = self.http.registry_ref().clone();
-        let (endpoint, count_endpoint, headers_only) = (
+        let (endpoint, count_endpoint, headers_only, openmetrics) = (
             self.endpoint.clone(),
             self.count_endpoint,
             self.headers_only,
+            self.openmetrics,
         );
         self.build().unwrap_or_else(|error| {
             report(adapter, &error);
@@ -107,6 +119,7 @@ impl AdapterOptions {
                 endpoint,
                 count_endpoint,
                 headers_only,
+                openmetrics,
             }
         })
     }
@@ -134,6 +147,7 @@ pub struct AdapterState {
     endpoint: Option<String>,
     count_endpoint: bool,
     headers_only: bool,
+    openmetrics: EncodeOptions,
 }
 
 impl AdapterState {
@@ -188,12 +202,13 @@ impl AdapterState {
         if self.endpoint.as_deref() != Some(path) {
             return None;
         }
-        let answer = endpoint_response(
+        let answer = endpoint_response_with(
             &self.registry,
             method,
             accept,
             allowed(),
             self.metrics.as_ref().map(drop),
+            self.openmetrics,
         );
         Some(answer.into_wire(accept_encoding))
     }

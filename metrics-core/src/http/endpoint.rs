@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::encoding::openmetrics::EncodeOptions;
 use crate::error::Error;
 use crate::registry::Registry;
 
@@ -32,6 +33,26 @@ pub fn endpoint_response(
     accept: Option<&str>,
     allowed: bool,
     registration: Result<(), &Error>,
+) -> EndpointResponse {
+    endpoint_response_with(
+        registry,
+        method,
+        accept,
+        allowed,
+        registration,
+        EncodeOptions::default(),
+    )
+}
+
+/// [`endpoint_response`], with these options for an OpenMetrics answer.
+#[must_use]
+pub fn endpoint_response_with(
+    registry: &Registry,
+    method: &str,
+    accept: Option<&str>,
+    allowed: bool,
+    registration: Result<(), &Error>,
+    options: EncodeOptions,
 ) -> EndpointResponse {
     const PLAIN: &str = "text/plain; charset=utf-8";
     let plain = |status, body: String| EndpointResponse {
@@ -63,7 +84,7 @@ pub fn endpoint_response(
         body: if method == "HEAD" {
             String::new()
         } else {
-            format.encode(registry)
+            format.encode_with(registry, options)
         },
     }
 }

@@ -61,7 +61,9 @@ mod sharded;
 
 pub use adapter::{AdapterOptions, AdapterState, DEFAULT_ENDPOINT};
 pub use builder::HttpMetricsBuilder;
-pub use endpoint::{accepts_gzip, endpoint_response, EndpointResponse, WireResponse, VARY};
+pub use endpoint::{
+    accepts_gzip, endpoint_response, endpoint_response_with, EndpointResponse, WireResponse, VARY,
+};
 pub use guard::{BodyCounter, RequestGuard};
 pub use hint::RouteHint;
 pub use recorder::HttpMetrics;

@@ -65,6 +65,13 @@ macro_rules! __http_recorder_options {
             self
         }
 
+        /// Whether OpenMetrics answers carry `_created` samples. Defaults to off: Prometheus
+        /// 2.x stores each as a series of its own.
+        pub fn created_samples(mut self, on: bool) -> Self {
+            self.$field = self.$field.created_samples(on);
+            self
+        }
+
         /// Stops the clock when the response headers are ready instead of when the body
         /// ends. Defaults to off: latency covers the whole body.
         pub fn headers_only(mut self, on: bool) -> Self {
