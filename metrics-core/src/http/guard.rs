@@ -346,14 +346,12 @@ impl RequestGuard {
         // (with OpenTelemetry naming, whose request count is the histogram's, it is not
         // counted either).
         if let (false, Some(histogram)) = (self.upgraded, histogram) {
-            #[allow(clippy::cast_precision_loss)]
-            histogram.observe(shard, elapsed_nanos as f64 * 1e-9);
+            histogram.observe_units(shard, elapsed_nanos);
         }
         if metrics.request_size.is_none() && metrics.response_size.is_none() {
             return;
         }
         let route = self.end_route(metrics, status);
-        #[allow(clippy::cast_precision_loss)]
         for (family, bytes) in [
             (&metrics.request_size, self.request_size()),
             (
@@ -365,7 +363,7 @@ impl RequestGuard {
                 continue;
             };
             if let Ok(histogram) = family.label_values(&[self.method(), route]) {
-                histogram.observe(shard, bytes as f64);
+                histogram.observe_units(shard, bytes);
             }
         }
     }

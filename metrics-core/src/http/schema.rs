@@ -6,7 +6,7 @@ use crate::metric::Buckets;
 use crate::registry::Registry;
 
 use super::in_flight::InFlight;
-use super::sharded::{ShardedCounter, ShardedHistogram};
+use super::sharded::{IntegerBuckets, ShardedCounter, ShardedHistogram, NANOS_PER_SECOND};
 
 /// Which names and labels the HTTP metrics use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -152,14 +152,28 @@ impl Schema {
         .register()?;
         let (name, help, labels) = family(&self.duration);
         let duration = registry
-            .internal::<ShardedHistogram>(name, help, buckets.clone())
+            .internal::<ShardedHistogram>(
+                name,
+                help,
+                IntegerBuckets {
+                    buckets: buckets.clone(),
+                    units: NANOS_PER_SECOND,
+                },
+            )
             .unit("seconds")
             .labels(labels);
         let duration = capped(duration, cap).register()?;
         let size = |spec: &FamilySpec| -> Result<Family<ShardedHistogram>, Error> {
             let (name, help, labels) = family(spec);
             let builder = registry
-                .internal::<ShardedHistogram>(name, help, Buckets::exponential(64.0, 4.0, 10)?)
+                .internal::<ShardedHistogram>(
+                    name,
+                    help,
+                    IntegerBuckets {
+                        buckets: Buckets::exponential(64.0, 4.0, 10)?,
+                        units: 1,
+                    },
+                )
                 .unit("bytes")
                 .labels(labels);
             capped(builder, cap).register()

@@ -81,26 +81,55 @@ impl Sealed for ShardedCounter {
     }
 }
 
-/// A histogram split into shards; exposed as a plain histogram with the same buckets (and
-/// the same treatment of NaN: counted in `+Inf`, left out of the sum).
+/// A sharded histogram's buckets, and the integer units its observations are recorded in.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IntegerBuckets {
+    pub(crate) buckets: Buckets,
+    /// How many recorded units make one exposed unit: [`NANOS_PER_SECOND`] for durations
+    /// exposed in seconds, 1 for bytes.
+    pub(crate) units: u32,
+}
+
+/// Nanoseconds per second: the recorded unit of durations.
+pub(crate) const NANOS_PER_SECOND: u32 = 1_000_000_000;
+
+/// A histogram of integer observations (nanoseconds, bytes) split into shards; exposed as a
+/// plain histogram with the same buckets, in its exposed unit (seconds, bytes).
 ///
-/// Each shard holds the bucket counts (not cumulative, `+Inf` last) and then the sum.
+/// Each shard holds the bucket counts (not cumulative, `+Inf` last) and then the sum, as an
+/// integer of recorded units: sums stay exact, and are divided into the exposed unit once, at
+/// scrape, so that `_sum` prints as `0.000028689` and not `0.000028689000000000003`.
 #[derive(Debug, Clone)]
 pub(crate) struct ShardedHistogram {
     pub(super) bounds: Arc<[f64]>,
+    /// Recorded units per exposed unit, as the divisor it is used as.
+    pub(super) units: f64,
     pub(super) core: Arc<ShardedCore>,
 }
 
 impl ShardedHistogram {
-    /// Records `v` in `shard`, the calling thread's [`current`] shard.
+    /// Records `n` units (nanoseconds, bytes) in `shard`, the calling thread's
+    /// [`current`](crate::util::shard::current) shard.
     #[inline]
-    pub(crate) fn observe(&self, shard: Shard, v: f64) {
+    pub(crate) fn observe_units(&self, shard: Shard, n: u64) {
+        #[allow(clippy::cast_precision_loss)] // beyond 2^53 units, a bucket bound is no finer
+        let value = n as f64 / self.units;
         let slots = &self.core.slots;
-        if !v.is_nan() {
-            slots.add_f64(shard, self.bounds.len() + 1, v);
-        }
+        slots.add(shard, self.bounds.len() + 1, n);
         // Last, with release: a scrape that counts the observation sees its sum too.
-        slots.add(shard, bucket_index(&self.bounds, v), 1);
+        slots.add(shard, bucket_index(&self.bounds, value), 1);
+    }
+
+    /// Records `v` exposed units, rounded to a recorded unit; NaN is counted in `+Inf` and
+    /// left out of the sum.
+    #[cfg(test)]
+    pub(crate) fn observe(&self, shard: Shard, v: f64) {
+        if v.is_nan() {
+            self.core.slots.add(shard, self.bounds.len(), 1);
+        } else {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            self.observe_units(shard, (v * self.units).round() as u64);
+        }
     }
 
     #[cfg(test)]
@@ -114,25 +143,25 @@ impl ShardedHistogram {
 impl Metric for ShardedHistogram {}
 
 impl Sealed for ShardedHistogram {
-    type Config = Buckets;
+    type Config = IntegerBuckets;
     const KIND: MetricKind = MetricKind::Histogram;
 
-    fn create(buckets: &Buckets) -> Self {
-        let bounds = Arc::clone(buckets.bounds());
+    fn create(config: &IntegerBuckets) -> Self {
+        let bounds = Arc::clone(config.buckets.bounds());
         let core = ShardedCore::new(bounds.len() + 2);
-        core.slots.fill_at(bounds.len() + 1, 0f64.to_bits());
-        Self { bounds, core }
+        Self {
+            bounds,
+            units: f64::from(config.units.max(1)),
+            core,
+        }
     }
 
-    fn reset(&self, _: &Buckets) {
+    fn reset(&self, _: &IntegerBuckets) {
         self.core.slots.fill(0);
-        self.core
-            .slots
-            .fill_at(self.bounds.len() + 1, 0f64.to_bits());
         self.core.restart();
     }
 
-    fn read<'a>(&'a self, buckets: &'a Buckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
+    fn read<'a>(&'a self, config: &'a IntegerBuckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
         let slots = &self.core.slots;
         scratch.counts.clear();
         let mut cumulative = 0u64;
@@ -141,11 +170,14 @@ impl Sealed for ShardedHistogram {
             scratch.counts.push(cumulative);
         }
         scratch.exemplars.clear();
+        // One division of the exact integer sum: the closest double to the true sum.
+        #[allow(clippy::cast_precision_loss)]
+        let sum = slots.total(self.bounds.len() + 1) as f64 / self.units;
         ValueRef::Histogram(HistogramRef {
             bounds: &self.bounds,
-            rendered_bounds: Some(buckets.rendered()),
+            rendered_bounds: Some(config.buckets.rendered()),
             cumulative: &scratch.counts,
-            sum: slots.total_f64(self.bounds.len() + 1),
+            sum,
             created: Some(self.core.created()),
             exemplars: &scratch.exemplars,
         })
@@ -158,7 +190,14 @@ mod tests {
     use crate::util::shard::{current, shard_count, MAX_SHARDS};
     use std::sync::atomic::AtomicBool;
 
-    fn read_histogram(h: &ShardedHistogram, buckets: &Buckets) -> (Vec<u64>, f64) {
+    fn seconds(buckets: Buckets) -> IntegerBuckets {
+        IntegerBuckets {
+            buckets,
+            units: NANOS_PER_SECOND,
+        }
+    }
+
+    fn read_histogram(h: &ShardedHistogram, buckets: &IntegerBuckets) -> (Vec<u64>, f64) {
         let mut scratch = Scratch::default();
         match h.read(buckets, &mut scratch) {
             ValueRef::Histogram(r) => (r.cumulative_counts().to_vec(), r.sum()),
@@ -167,8 +206,43 @@ mod tests {
     }
 
     #[test]
+    fn duration_sums_are_exact_integer_nanoseconds_divided_once() {
+        let buckets = seconds(Buckets::new([1e-6, 1.0]).unwrap());
+        let histogram = ShardedHistogram::create(&buckets);
+        histogram.observe_units(current(), 28_689);
+        let (cumulative, sum) = read_histogram(&histogram, &buckets);
+        assert_eq!(cumulative, vec![0, 1, 1]);
+        assert_eq!(
+            sum.to_string(),
+            "0.000028689",
+            "not 28689 × 1e-9 = 0.000028689000000000003"
+        );
+        assert_ne!(
+            (28_689_f64 * 1e-9).to_string(),
+            "0.000028689",
+            "what float sums gave"
+        );
+        // A 100 ms and a 200 ms request: 0.3, where 0.1 + 0.2 as floats is
+        // 0.30000000000000004.
+        let histogram = ShardedHistogram::create(&buckets);
+        histogram.observe_units(current(), 100_000_000);
+        histogram.observe_units(current(), 200_000_000);
+        assert_eq!(read_histogram(&histogram, &buckets).1.to_string(), "0.3");
+        assert_ne!((0.1_f64 + 0.2).to_string(), "0.3");
+        // Bytes: one unit per exposed unit.
+        let bytes = IntegerBuckets {
+            buckets: Buckets::new([64.0]).unwrap(),
+            units: 1,
+        };
+        let sizes = ShardedHistogram::create(&bytes);
+        sizes.observe_units(current(), 64);
+        sizes.observe_units(current(), 65);
+        assert_eq!(read_histogram(&sizes, &bytes), (vec![1, 2], 129.0));
+    }
+
+    #[test]
     fn every_thread_writes_one_shard_and_reads_add_all_shards_up() {
-        let buckets = Buckets::new([1.0, 2.0]).unwrap();
+        let buckets = seconds(Buckets::new([1.0, 2.0]).unwrap());
         let counter = ShardedCounter::create(&());
         let histogram = ShardedHistogram::create(&buckets);
         let threads = 2 * MAX_SHARDS + 1; // more threads than shards: some share one
@@ -206,7 +280,7 @@ mod tests {
         // a shard that an exited one gave back, or the shared one, and continues from its
         // values with plain stores; no write may be lost on the way.
         let counter = ShardedCounter::create(&());
-        let histogram = ShardedHistogram::create(&Buckets::new([1.0]).unwrap());
+        let histogram = ShardedHistogram::create(&seconds(Buckets::new([1.0]).unwrap()));
         let stop = AtomicBool::new(false);
         let steady = std::thread::scope(|scope| {
             let steady: Vec<_> = (0..2)
@@ -237,7 +311,7 @@ mod tests {
         });
         assert_eq!(counter.get(), steady + 200_000);
         assert_eq!(histogram.count(), steady + 200_000);
-        let buckets = Buckets::new([1.0]).unwrap();
+        let buckets = seconds(Buckets::new([1.0]).unwrap());
         let (cumulative, sum) = read_histogram(&histogram, &buckets);
         assert_eq!(cumulative, vec![steady, steady + 200_000]);
         #[allow(clippy::cast_precision_loss)]

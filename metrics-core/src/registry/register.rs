@@ -50,13 +50,7 @@ impl Registry {
                 return Arc::clone(member)
                     .into_any()
                     .downcast::<FamilyCore<M>>()
-                    .map_err(|_| {
-                        Error::conflict(
-                            &desc.name,
-                            "it is registered with another value type (integer or float), or \
-                             by vitals' HTTP recorder, whose series are types of its own",
-                        )
-                    });
+                    .map_err(|_| Error::conflict(&desc.name, OTHER_VALUE_TYPE));
             }
             let core = Arc::new(FamilyCore::<M>::new(desc, config, cap));
             group
@@ -129,6 +123,10 @@ impl Registry {
     }
 }
 
+/// Why a family of another metric type cannot be returned under the same name and kind.
+const OTHER_VALUE_TYPE: &str = "it is registered with another value type (integer or float), or \
+                                by vitals' HTTP recorder, whose series are types of its own";
+
 /// What a builder hands to registration.
 pub(super) struct Spec {
     pub(super) name: String,
@@ -169,8 +167,12 @@ fn schema_difference<C: PartialEq + 'static>(
             existing.unit, new.unit
         ));
     }
-    if existing_config.downcast_ref::<C>() != Some(new_config) {
-        return Some("it is registered with other buckets, quantiles or value type".to_owned());
+    match existing_config.downcast_ref::<C>() {
+        None => return Some(OTHER_VALUE_TYPE.to_owned()),
+        Some(existing) if existing != new_config => {
+            return Some("it is registered with other buckets or quantiles".to_owned());
+        }
+        Some(_) => {}
     }
     None
 }

@@ -183,18 +183,6 @@ impl Slots {
         }
     }
 
-    /// Adds `v` to value `i` of `shard` read as `f64` bits.
-    #[inline]
-    pub(crate) fn add_f64(&self, shard: Shard, i: usize, v: f64) {
-        let cell = self.at(shard.index(), i);
-        if shard.owned() {
-            let sum = f64::from_bits(cell.load(Ordering::Relaxed)) + v;
-            cell.store(sum.to_bits(), Ordering::Relaxed);
-        } else {
-            crate::util::atomic::add_f64(cell, v);
-        }
-    }
-
     /// Value `i` added up over the shards (wrapping, so that signed values stored as their
     /// two's complement add up right too). Acquire: a writer's earlier writes (with release)
     /// are seen too.
@@ -211,20 +199,6 @@ impl Slots {
                 v.store(value, Ordering::Relaxed);
             }
         }
-    }
-
-    /// Value `i` of every shard, set to `value`.
-    pub(crate) fn fill_at(&self, i: usize, value: u64) {
-        for shard in 0..self.lines.len() / self.lines_per_shard {
-            self.at(shard, i).store(value, Ordering::Relaxed);
-        }
-    }
-
-    /// Value `i` of every shard, read as `f64` bits, added up.
-    pub(crate) fn total_f64(&self, i: usize) -> f64 {
-        (0..self.lines.len() / self.lines_per_shard)
-            .map(|shard| f64::from_bits(self.at(shard, i).load(Ordering::Relaxed)))
-            .sum()
     }
 }
 
