@@ -223,6 +223,7 @@ fn run_threads<F>(
 {
     g.bench_function(name, |b| {
         b.iter_custom(|iters| {
+            #[allow(clippy::cast_possible_truncation)] // an iteration index, used modulo a table
             vitals_benches::time_on_threads(iters, threads as u64, |i| op(i as usize))
         });
     });

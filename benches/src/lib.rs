@@ -19,7 +19,7 @@ pub fn time_on_threads(iters: u64, threads: u64, op: impl Fn(u64) + Sync) -> Dur
         }
         return start.elapsed();
     }
-    let barrier = std::sync::Barrier::new(threads as usize);
+    let barrier = std::sync::Barrier::new(usize::try_from(threads).expect("a thread count"));
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -52,6 +52,7 @@ pub fn latencies(n: usize) -> Vec<f64> {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
+            #[allow(clippy::cast_precision_loss)] // 53 bits: both convert exactly
             let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
             unit * unit * unit * 12.0
         })

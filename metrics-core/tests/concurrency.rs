@@ -2,6 +2,13 @@
 //! whose `_count` differs from its `+Inf` bucket or whose buckets decrease, and nothing
 //! recorded concurrently is lost or counted twice.
 
+// Casts of test arithmetic: counts of a few million at most, compared with what the registry reports.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_precision_loss
+)]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;

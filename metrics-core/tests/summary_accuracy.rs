@@ -2,6 +2,9 @@
 //! skewed distributions: every reported quantile is within `α · |x|` of the true one, where `x`
 //! is the observation of rank `⌊q · (n − 1)⌋` of the sorted window.
 
+// Casts of test arithmetic: sample sizes and 53-bit fractions, exact in f64.
+#![allow(clippy::cast_precision_loss)]
+
 use std::time::Duration;
 
 use vitals_core::Registry;

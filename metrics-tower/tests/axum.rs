@@ -655,7 +655,7 @@ async fn a_websocket_upgrade_is_counted_but_not_timed_and_still_works() {
     // A masked text frame from the client; the server's echo comes back unmasked.
     let payload = b"ping";
     let mask = [1_u8, 2, 3, 4];
-    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(payload.len()).unwrap()];
     frame.extend_from_slice(&mask);
     frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
     stream.write_all(&frame).await.unwrap();

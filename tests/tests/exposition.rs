@@ -93,11 +93,11 @@ fn registry_with_everything() -> Registry {
         .labels(["route"])
         .register()
         .unwrap();
-    for (i, route) in HOSTILE.iter().enumerate() {
+    for (i, route) in (0_u32..).zip(HOSTILE) {
         latency
             .labels(&[("route", route)])
             .unwrap()
-            .observe(i as f64 * 0.3);
+            .observe(f64::from(i) * 0.3);
     }
     latency
         .labels(&[("route", "/traced")])
