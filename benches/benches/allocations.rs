@@ -39,7 +39,7 @@ fn main() {
     let workload = "insert 100k new label sets";
     let family = Registry::new()
         .counter("c", "h")
-        .labels(["route"])
+        .label_names(["route"])
         .series_cap(N)
         .register()
         .unwrap();
@@ -48,7 +48,7 @@ fn main() {
         "vitals",
         count(N, || {
             for k in &keys {
-                family.label_values(&[k]).unwrap().inc();
+                family.with_label_values(&[k]).unwrap().inc();
             }
         }),
     );
@@ -94,17 +94,17 @@ fn main() {
     let workload = "lookup of an existing 2-label set + inc";
     let family = Registry::new()
         .counter("requests", "h")
-        .labels(["method", "status"])
+        .label_names(["method", "status"])
         .register()
         .unwrap();
-    family.label_values(&["GET", "200"]).unwrap().inc();
+    family.with_label_values(&["GET", "200"]).unwrap().inc();
     row(
         workload,
-        "vitals (label_values)",
+        "vitals (with_label_values)",
         count(REPEAT, || {
             for _ in 0..REPEAT {
                 family
-                    .label_values(black_box(&["GET", "200"]))
+                    .with_label_values(black_box(&["GET", "200"]))
                     .unwrap()
                     .inc();
             }
@@ -116,7 +116,7 @@ fn main() {
         count(REPEAT, || {
             for _ in 0..REPEAT {
                 family
-                    .labels(black_box(&[("status", "200"), ("method", "GET")]))
+                    .with_labels(black_box(&[("status", "200"), ("method", "GET")]))
                     .unwrap()
                     .inc();
             }

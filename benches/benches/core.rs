@@ -143,16 +143,18 @@ fn counter_lookup(c: &mut Criterion) {
         let registry = Registry::new();
         let ours = registry
             .counter("requests", "h")
-            .labels(["method", "status"])
+            .label_names(["method", "status"])
             .register()
             .unwrap();
         run_threads(&mut g, "vitals_label_values", threads, |i| {
             let (m, s) = combos[i % combos.len()];
-            ours.label_values(&[METHODS[m], STATUSES[s]]).unwrap().inc();
+            ours.with_label_values(&[METHODS[m], STATUSES[s]])
+                .unwrap()
+                .inc();
         });
         run_threads(&mut g, "vitals_labels_by_name", threads, |i| {
             let (m, s) = combos[i % combos.len()];
-            ours.labels(&[("method", METHODS[m]), ("status", STATUSES[s])])
+            ours.with_labels(&[("method", METHODS[m]), ("status", STATUSES[s])])
                 .unwrap()
                 .inc();
         });
@@ -280,11 +282,11 @@ fn http_recorder(c: &mut Criterion) {
         let floor = Registry::new();
         let in_flight_family = floor
             .gauge("in_flight", "h")
-            .labels(["method", "route"])
+            .label_names(["method", "route"])
             .register()
             .unwrap();
         let in_flight = in_flight_family
-            .label_values(&["GET", "/users/{id}"])
+            .with_label_values(&["GET", "/users/{id}"])
             .unwrap();
         let total = floor.counter("total", "h").register().unwrap();
         let duration = floor.histogram("duration", "h").register().unwrap();
@@ -316,14 +318,14 @@ fn encoding(c: &mut Criterion) {
         let registry = Registry::new();
         let ours_c = registry
             .counter("requests", "h")
-            .labels(["kind"])
+            .label_names(["kind"])
             .series_cap(series)
             .register()
             .unwrap();
         let ours_h = registry
             .histogram("latency", "h")
             .buckets(Buckets::new(BOUNDS).unwrap())
-            .labels(["kind"])
+            .label_names(["kind"])
             .series_cap(series)
             .register()
             .unwrap();
@@ -366,7 +368,7 @@ fn encoding(c: &mut Criterion) {
             let kind = i.to_string();
             let v = values[i % VALUES];
             if i < counters {
-                ours_c.label_values(&[&kind]).unwrap().inc();
+                ours_c.with_label_values(&[&kind]).unwrap().inc();
                 prom_c.with_label_values(&[&kind]).inc();
                 client_c
                     .get_or_create(&vec![("kind".into(), kind.clone())])
@@ -376,7 +378,7 @@ fn encoding(c: &mut Criterion) {
                     metrics::counter!("requests", "kind" => kind.clone()).increment(1);
                 });
             } else {
-                ours_h.label_values(&[&kind]).unwrap().observe(v);
+                ours_h.with_label_values(&[&kind]).unwrap().observe(v);
                 prom_h.with_label_values(&[&kind]).observe(v);
                 client_h
                     .get_or_create(&vec![("kind".into(), kind.clone())])
@@ -477,13 +479,13 @@ fn insertion(c: &mut Criterion) {
             for _ in 0..iters {
                 let family = Registry::new()
                     .counter("c", "h")
-                    .labels(["route"])
+                    .label_names(["route"])
                     .series_cap(N)
                     .register()
                     .unwrap();
                 let start = Instant::now();
                 for k in &keys {
-                    family.label_values(&[k]).unwrap().inc();
+                    family.with_label_values(&[k]).unwrap().inc();
                 }
                 total += start.elapsed();
             }

@@ -9,7 +9,7 @@
 //! let registry = Registry::new();
 //! let requests = registry
 //!     .counter("http_requests", "HTTP requests served.")
-//!     .labels(["method", "status"])
+//!     .label_names(["method", "status"])
 //!     .register()?;
 //! let latency = registry
 //!     .histogram("http_request_duration", "Time to serve an HTTP request.")
@@ -17,7 +17,7 @@
 //!     .register()?;
 //!
 //! // Look a series up once, keep the handle, record into it: one atomic add.
-//! let ok = requests.labels(&[("method", "GET"), ("status", "200")])?;
+//! let ok = requests.with_labels(&[("method", "GET"), ("status", "200")])?;
 //! ok.inc();
 //! latency.observe(0.042);
 //!
@@ -53,8 +53,8 @@
 //!
 //! # Labels, and why cardinality stays bounded
 //!
-//! `.labels([...])` on a builder makes a [`Family`]: one series per label set, looked up by
-//! name in any order ([`Family::labels`]), by position ([`Family::label_values`]) or as a
+//! `.label_names([...])` on a builder makes a [`Family`]: one series per label set, looked up by
+//! name in any order ([`Family::with_labels`]), by position ([`Family::with_label_values`]) or as a
 //! typed struct ([`LabelSet`], [`TypedFamily`]). A lookup takes no lock and writes no shared
 //! memory; label sets from a small fixed set ([`DenseLabelSet`], [`DenseFamily`]) skip
 //! hashing too and are found by index. Every family has a series cap

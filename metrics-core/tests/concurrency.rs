@@ -50,7 +50,7 @@ fn scrapes_during_observation_are_consistent_and_nothing_is_lost() {
     let latency = registry
         .histogram("work_duration_seconds", "Work.")
         .buckets(Buckets::exponential(0.001, 2.0, 14).unwrap())
-        .labels(["worker"])
+        .label_names(["worker"])
         .register()
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -64,7 +64,7 @@ fn scrapes_during_observation_are_consistent_and_nothing_is_lost() {
             let started = Arc::clone(&started);
             thread::spawn(move || {
                 // Half the threads share one series, the others have their own.
-                let series = latency.label_values(&[&(t % 2).to_string()]).unwrap();
+                let series = latency.with_label_values(&[&(t % 2).to_string()]).unwrap();
                 started.wait();
                 let mut made = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -103,7 +103,7 @@ fn racing_lookups_of_new_label_sets_create_each_series_once() {
     let registry = Registry::new();
     let requests = registry
         .counter("requests", "Requests.")
-        .labels(["route", "status"])
+        .label_names(["route", "status"])
         .register()
         .unwrap();
     let threads: Vec<_> = (0..THREADS)
@@ -114,7 +114,7 @@ fn racing_lookups_of_new_label_sets_create_each_series_once() {
                     let route = format!("/r{}", i % 100);
                     let status = if i % 3 == 0 { "500" } else { "200" };
                     requests
-                        .labels(&[("status", status), ("route", &route)])
+                        .with_labels(&[("status", status), ("route", &route)])
                         .unwrap()
                         .inc();
                 }

@@ -26,10 +26,10 @@ fn registry() -> Registry {
     let registry = Registry::new();
     registry
         .counter("jobs", "Jobs processed.")
-        .labels(["queue"])
+        .label_names(["queue"])
         .register()
         .unwrap()
-        .labels(&[("queue", "emails")])
+        .with_labels(&[("queue", "emails")])
         .unwrap()
         .inc_by(42);
     let latency = registry
@@ -220,12 +220,12 @@ async fn clients_that_go_away_mid_scrape_do_not_disturb_the_next_scrape() {
     // Enough series that a scrape is several hundred kilobytes.
     let wide = registry
         .counter("wide", "Many series.")
-        .labels(["n"])
+        .label_names(["n"])
         .series_cap(20_000)
         .register()
         .unwrap();
     for n in 0..20_000 {
-        wide.label_values(&[&n.to_string()]).unwrap().inc();
+        wide.with_label_values(&[&n.to_string()]).unwrap().inc();
     }
     let server = Exporter::new(&registry)
         .address(local())

@@ -43,24 +43,27 @@ fn registry_with_everything() -> Registry {
         .unwrap();
     let counter = registry
         .counter("http_requests", "HTTP requests.")
-        .labels(["path"])
+        .label_names(["path"])
         .series_cap(HOSTILE.len() + 1)
         .register()
         .unwrap();
     for (i, value) in HOSTILE.iter().enumerate() {
         counter
-            .labels(&[("path", value)])
+            .with_labels(&[("path", value)])
             .unwrap()
             .inc_by(i as u64 + 1);
     }
     counter
-        .labels(&[("path", "/traced")])
+        .with_labels(&[("path", "/traced")])
         .unwrap()
         // No quote in exemplar values: prometheus_client's OpenMetrics parser (0.26) toggles
         // its quote state on every `"` of an exemplar, escaped or not, and so cannot read one.
         .inc_by_with_exemplar(3, &[("trace_id", "4bf92f35\\77b3 é")])
         .unwrap();
-    counter.labels(&[("path", "over the cap")]).unwrap().inc();
+    counter
+        .with_labels(&[("path", "over the cap")])
+        .unwrap()
+        .inc();
     registry
         .float_counter("busy_seconds", "Time busy.")
         .register()
@@ -69,20 +72,26 @@ fn registry_with_everything() -> Registry {
         .unwrap();
     let gauges = registry
         .float_gauge("edge_values", "Special float values.")
-        .labels(["kind"])
+        .label_names(["kind"])
         .register()
         .unwrap();
-    gauges.labels(&[("kind", "nan")]).unwrap().set(f64::NAN);
     gauges
-        .labels(&[("kind", "inf")])
+        .with_labels(&[("kind", "nan")])
+        .unwrap()
+        .set(f64::NAN);
+    gauges
+        .with_labels(&[("kind", "inf")])
         .unwrap()
         .set(f64::INFINITY);
     gauges
-        .labels(&[("kind", "-inf")])
+        .with_labels(&[("kind", "-inf")])
         .unwrap()
         .set(f64::NEG_INFINITY);
-    gauges.labels(&[("kind", "tiny")]).unwrap().set(1e-300);
-    gauges.labels(&[("kind", "huge")]).unwrap().set(-1.5e300);
+    gauges.with_labels(&[("kind", "tiny")]).unwrap().set(1e-300);
+    gauges
+        .with_labels(&[("kind", "huge")])
+        .unwrap()
+        .set(-1.5e300);
     registry
         .gauge("queue_depth", "Jobs waiting.")
         .register()
@@ -90,17 +99,17 @@ fn registry_with_everything() -> Registry {
         .set(-3);
     let latency = registry
         .histogram("request_duration_seconds", "Request latency.")
-        .labels(["route"])
+        .label_names(["route"])
         .register()
         .unwrap();
     for (i, route) in (0_u32..).zip(HOSTILE) {
         latency
-            .labels(&[("route", route)])
+            .with_labels(&[("route", route)])
             .unwrap()
             .observe(f64::from(i) * 0.3);
     }
     latency
-        .labels(&[("route", "/traced")])
+        .with_labels(&[("route", "/traced")])
         .unwrap()
         .observe_with_exemplar(0.042, &[("trace_id", "abc"), ("span_id", "ünï")])
         .unwrap();
@@ -114,15 +123,15 @@ fn registry_with_everything() -> Registry {
     }
     let summary = registry
         .summary("payload_bytes", "Payload sizes.")
-        .labels(["direction"])
+        .label_names(["direction"])
         .register()
         .unwrap();
-    let received = summary.labels(&[("direction", "in\n")]).unwrap();
+    let received = summary.with_labels(&[("direction", "in\n")]).unwrap();
     for v in 1..=1000 {
         received.observe(f64::from(v));
     }
     // An empty summary window reports NaN quantiles.
-    summary.labels(&[("direction", "out")]).unwrap();
+    summary.with_labels(&[("direction", "out")]).unwrap();
     registry
         .register_collector("pool", || {
             Ok(vec![

@@ -14,10 +14,10 @@ fn registry() -> Registry {
     let registry = Registry::new();
     let prod = registry.with_const_labels(&[("env", "prod")]).unwrap();
     prod.counter("jobs", "Jobs processed.")
-        .labels(["queue"])
+        .label_names(["queue"])
         .register()
         .unwrap()
-        .labels(&[("queue", "emails")])
+        .with_labels(&[("queue", "emails")])
         .unwrap()
         .inc_by_with_exemplar(42, &[("trace_id", "abc123")])
         .unwrap();

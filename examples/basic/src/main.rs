@@ -16,14 +16,14 @@ fn main() -> Result<(), Error> {
 
     let requests = registry
         .counter("http_requests", "HTTP requests served.")
-        .labels(["method", "route", "status"])
+        .label_names(["method", "route", "status"])
         .register()?;
     let latency = registry
         .histogram(
             "http_request_duration_seconds",
             "Time to serve an HTTP request.",
         )
-        .labels(["method", "route"])
+        .label_names(["method", "route"])
         .register()?;
     let in_flight = registry
         .gauge("http_requests_in_flight", "HTTP requests being served.")
@@ -41,12 +41,12 @@ fn main() -> Result<(), Error> {
         .register()?;
 
     // Look series up once and keep the handles, as a middleware would.
-    let get_user = requests.labels(&[
+    let get_user = requests.with_labels(&[
         ("method", "GET"),
         ("route", "/users/{id}"),
         ("status", "200"),
     ])?;
-    let get_user_latency = latency.labels(&[("method", "GET"), ("route", "/users/{id}")])?;
+    let get_user_latency = latency.with_labels(&[("method", "GET"), ("route", "/users/{id}")])?;
     for i in 0..100u32 {
         let _guard = in_flight.track();
         get_user.inc();
@@ -55,7 +55,7 @@ fn main() -> Result<(), Error> {
         batch.observe(f64::from(i % 50));
     }
     requests
-        .labels(&[("method", "POST"), ("route", "/users"), ("status", "500")])?
+        .with_labels(&[("method", "POST"), ("route", "/users"), ("status", "500")])?
         .inc();
     queue_depth.set(0.25);
 

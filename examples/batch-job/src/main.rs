@@ -17,7 +17,7 @@ async fn main() {
     let registry = Registry::new();
     let rows = registry
         .counter("import_rows_processed", "Rows imported.")
-        .labels(["table"])
+        .label_names(["table"])
         .register()
         .expect("valid metric");
     let batch_time = registry
@@ -38,7 +38,7 @@ async fn main() {
         for _ in 0..batches {
             let _timer = batch_time.start_timer();
             std::thread::sleep(Duration::from_millis(5)); // the work
-            rows.labels(&[("table", table)])
+            rows.with_labels(&[("table", table)])
                 .expect("one label")
                 .inc_by(1_000);
         }

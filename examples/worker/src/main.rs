@@ -25,7 +25,7 @@ async fn main() {
     let _ = registry.register_collector("process", ProcessCollector::new());
     let jobs = registry
         .counter("worker_jobs", "Jobs processed.")
-        .labels(["outcome"])
+        .label_names(["outcome"])
         .register()
         .expect("valid metric");
     let queue_depth = registry
@@ -52,7 +52,7 @@ async fn main() {
             let _busy = busy.track();
             tokio::time::sleep(Duration::from_millis(200)).await;
             let outcome = if n % 10 == 9 { "failed" } else { "ok" };
-            jobs.labels(&[("outcome", outcome)])
+            jobs.with_labels(&[("outcome", outcome)])
                 .expect("one label")
                 .inc();
         }

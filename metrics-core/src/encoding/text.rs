@@ -4,8 +4,8 @@
 //! use vitals_core::{encoding::text, Registry};
 //!
 //! let registry = Registry::new();
-//! let requests = registry.counter("requests", "Requests served.").labels(["path"]).register()?;
-//! requests.labels(&[("path", "/a \"quoted\" path")])?.inc();
+//! let requests = registry.counter("requests", "Requests served.").label_names(["path"]).register()?;
+//! requests.with_labels(&[("path", "/a \"quoted\" path")])?.inc();
 //!
 //! let body = text::encode(&registry);
 //! let expected = [
@@ -212,10 +212,10 @@ mod tests {
         let h = r
             .histogram("h_seconds", "Histogram.")
             .buckets(Buckets::new([0.5, 1.0]).unwrap())
-            .labels(["route"])
+            .label_names(["route"])
             .register()
             .unwrap();
-        h.label_values(&["/"]).unwrap().observe(0.75);
+        h.with_label_values(&["/"]).unwrap().observe(0.75);
         let s = r
             .summary("s", "Summary.")
             .quantiles(&[0.5])
@@ -277,10 +277,10 @@ u NaN
         let r = Registry::new();
         let f = r
             .gauge("g", "Back\\slash, \"quotes\" and a\nnewline.")
-            .labels(["v"])
+            .label_names(["v"])
             .register()
             .unwrap();
-        f.label_values(&["a\\b\"c\nd é 🚀"]).unwrap().set(1);
+        f.with_label_values(&["a\\b\"c\nd é 🚀"]).unwrap().set(1);
         assert_eq!(
             encode(&r),
             "# HELP g Back\\\\slash, \"quotes\" and a\\nnewline.\n# TYPE g gauge\n\

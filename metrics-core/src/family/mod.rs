@@ -48,8 +48,8 @@ const STACK_LABELS: usize = 4;
 
 /// A metric with labels: one series of `M` per label set.
 ///
-/// Look a series up with [`labels`](Self::labels) (by name, in any order) or
-/// [`label_values`](Self::label_values) (in the order of the names). A lookup of an existing
+/// Look a series up with [`with_labels`](Self::with_labels) (by name, in any order) or
+/// [`with_label_values`](Self::with_label_values) (in the order of the names). A lookup of an existing
 /// series takes no lock, writes no shared memory and allocates nothing; it returns the series
 /// borrowed from the family. Clone it to keep an owned handle: recording into a handle is one
 /// atomic operation.
@@ -72,12 +72,12 @@ const STACK_LABELS: usize = 4;
 /// let registry = Registry::new();
 /// let requests = registry
 ///     .counter("http_requests", "HTTP requests served.")
-///     .labels(["method", "status"])
+///     .label_names(["method", "status"])
 ///     .series_cap(2)
 ///     .register()?;
-/// requests.labels(&[("status", "200"), ("method", "GET")])?.inc();
-/// requests.label_values(&["POST", "201"])?.inc();
-/// requests.label_values(&["PUT", "200"])?.inc(); // over the cap: counted in the overflow series
+/// requests.with_labels(&[("status", "200"), ("method", "GET")])?.inc();
+/// requests.with_label_values(&["POST", "201"])?.inc();
+/// requests.with_label_values(&["PUT", "200"])?.inc(); // over the cap: counted in the overflow series
 /// assert_eq!(requests.len(), 2);
 /// assert_eq!(
 ///     registry.get_sample_value(
@@ -86,10 +86,10 @@ const STACK_LABELS: usize = 4;
 ///     ),
 ///     Some(1.0)
 /// );
-/// assert!(requests.labels(&[("method", "GET")]).is_err(), "a label is missing");
+/// assert!(requests.with_labels(&[("method", "GET")]).is_err(), "a label is missing");
 ///
 /// // Keep a handle where the label set is known in advance.
-/// let get_ok = requests.label_values(&["GET", "200"])?.clone();
+/// let get_ok = requests.with_label_values(&["GET", "200"])?.clone();
 /// get_ok.inc();
 /// assert_eq!(get_ok.get(), 2);
 /// # Ok::<(), vitals_core::Error>(())
@@ -128,7 +128,7 @@ impl<M: Metric> Family<M> {
     ///
     /// [`Error::LabelMismatch`] when a label is missing, unknown or given twice.
     #[inline]
-    pub fn labels(&self, labels: &[(&str, &str)]) -> Result<&M, Error> {
+    pub fn with_labels(&self, labels: &[(&str, &str)]) -> Result<&M, Error> {
         let names = &self.core.desc.label_names;
         if names.len() <= STACK_LABELS {
             let mut ordered = [""; STACK_LABELS];
@@ -147,12 +147,12 @@ impl<M: Metric> Family<M> {
     ///
     /// [`Error::LabelMismatch`] when the number of values differs from the number of names.
     #[inline]
-    pub fn label_values(&self, values: &[&str]) -> Result<&M, Error> {
+    pub fn with_label_values(&self, values: &[&str]) -> Result<&M, Error> {
         self.check_len(values.len())?;
         Ok(self.core.lookup(&Ordered(values)))
     }
 
-    /// As [`label_values`](Self::label_values), but gives where the series lives, so that it
+    /// As [`with_label_values`](Self::with_label_values), but gives where the series lives, so that it
     /// can be found again with [`series`](Self::series) without another lookup.
     #[inline]
     pub(crate) fn index_of(&self, values: &[&str]) -> Result<SeriesIndex, Error> {

@@ -50,14 +50,17 @@ fn a_series_index_finds_the_same_series_and_its_labels_again() {
     let r = Registry::new();
     let family = r
         .gauge("in_flight", "h")
-        .labels(["method", "route"])
+        .label_names(["method", "route"])
         .series_cap(1)
         .register()
         .unwrap();
     let users = family.index_of(&["GET", "/users/{id}"]).unwrap();
     family.series(users).inc();
     assert_eq!(
-        family.label_values(&["GET", "/users/{id}"]).unwrap().get(),
+        family
+            .with_label_values(&["GET", "/users/{id}"])
+            .unwrap()
+            .get(),
         1
     );
     assert_eq!(family.label_value(users, 0), Some("GET"));
@@ -94,7 +97,11 @@ fn dense_typed_and_named_lookups_reach_the_same_series() {
     dense.get(&Method::Get).inc();
     dense.get(&Method::Get).inc();
     typed.get(&Method::Get).inc();
-    dense.family().labels(&[("method", "GET")]).unwrap().inc();
+    dense
+        .family()
+        .with_labels(&[("method", "GET")])
+        .unwrap()
+        .inc();
     assert_eq!(dense.get(&Method::Get).get(), 4);
     assert_eq!(dense.get(&Method::Post).get(), 0);
     assert_eq!(typed.get(&Method::Get).get(), 4, "one series behind both");
@@ -145,16 +152,16 @@ fn many_labels_and_empty_values_are_stored_and_found_exactly() {
         .with_const_labels(&[("env", "prod")])
         .unwrap();
     let names = ["a", "b", "c", "d", "e", "f"];
-    let family = r.gauge("wide", "h").labels(names).register().unwrap();
+    let family = r.gauge("wide", "h").label_names(names).register().unwrap();
     let values = ["", "x", "", "long value with \"quotes\"", "é", ""];
-    family.label_values(&values).unwrap().set(6);
+    family.with_label_values(&values).unwrap().set(6);
     family
-        .label_values(&["", "x", "", "long value with \"quotes\"", "é", "other"])
+        .with_label_values(&["", "x", "", "long value with \"quotes\"", "é", "other"])
         .unwrap()
         .set(7);
     let pairs: Vec<(&str, &str)> = names.iter().copied().zip(values).rev().collect();
     assert_eq!(
-        family.labels(&pairs).unwrap().get(),
+        family.with_labels(&pairs).unwrap().get(),
         6,
         "found by name, in any order"
     );
@@ -176,14 +183,14 @@ fn churn_of_distinct_label_sets_is_bounded_and_loses_nothing() {
     let r = Registry::new();
     let family = r
         .counter("jobs", "h")
-        .labels(["job"])
+        .label_names(["job"])
         .series_cap(2)
         .register()
         .unwrap();
     let lifetime = 2 * 2 + 1024;
     for i in 0..lifetime + 100 {
         let job = format!("job-{i}");
-        family.labels(&[("job", &job)]).unwrap().inc();
+        family.with_labels(&[("job", &job)]).unwrap().inc();
         family.remove(&[("job", &job)]).unwrap();
     }
     // Past the lifetime limit, new label sets are counted in the overflow series.
@@ -193,7 +200,7 @@ fn churn_of_distinct_label_sets_is_bounded_and_loses_nothing() {
         Some(100.0)
     );
     // Label sets seen before still come back.
-    family.labels(&[("job", "job-7")]).unwrap().inc();
+    family.with_labels(&[("job", "job-7")]).unwrap().inc();
     assert_eq!(
         r.get_sample_value("jobs_total", &[("job", "job-7")]),
         Some(1.0)
@@ -205,7 +212,7 @@ fn lookups_racing_removals_and_revivals_stay_consistent() {
     let r = Registry::new();
     let family = r
         .gauge("g", "h")
-        .labels(["k"])
+        .label_names(["k"])
         .series_cap(64)
         .register()
         .unwrap();
@@ -216,7 +223,10 @@ fn lookups_racing_removals_and_revivals_stay_consistent() {
             scope.spawn(move || {
                 let mut i = t;
                 while !stop.load(Ordering::Relaxed) {
-                    family.label_values(&[&(i % 50).to_string()]).unwrap().inc();
+                    family
+                        .with_label_values(&[&(i % 50).to_string()])
+                        .unwrap()
+                        .inc();
                     i += 1;
                 }
             });

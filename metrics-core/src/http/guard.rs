@@ -362,7 +362,7 @@ impl RequestGuard {
             let (Some(family), Some(bytes)) = (family, bytes) else {
                 continue;
             };
-            if let Ok(histogram) = family.label_values(&[self.method(), route]) {
+            if let Ok(histogram) = family.with_label_values(&[self.method(), route]) {
                 histogram.observe_units(shard, bytes);
             }
         }

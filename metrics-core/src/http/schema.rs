@@ -139,14 +139,16 @@ impl Schema {
                 let (name, help, labels) = family(spec);
                 let builder = registry
                     .internal::<ShardedCounter>(name, help, ())
-                    .labels(labels);
+                    .label_names(labels);
                 Some(capped(builder, cap).register()?)
             }
             None => None,
         };
         let (name, help, labels) = family(&self.in_flight);
         let in_flight = capped(
-            registry.internal::<InFlight>(name, help, ()).labels(labels),
+            registry
+                .internal::<InFlight>(name, help, ())
+                .label_names(labels),
             cap,
         )
         .register()?;
@@ -161,7 +163,7 @@ impl Schema {
                 },
             )
             .unit("seconds")
-            .labels(labels);
+            .label_names(labels);
         let duration = capped(duration, cap).register()?;
         let size = |spec: &FamilySpec| -> Result<Family<ShardedHistogram>, Error> {
             let (name, help, labels) = family(spec);
@@ -175,7 +177,7 @@ impl Schema {
                     },
                 )
                 .unit("bytes")
-                .labels(labels);
+                .label_names(labels);
             capped(builder, cap).register()
         };
         let (request_size, response_size) = if body_sizes {

@@ -172,12 +172,12 @@ fn the_recorders_families_cannot_be_registered_again_as_plain_metrics() {
     let errors = [
         registry
             .gauge("http_requests_in_flight", "HTTP requests being served.")
-            .labels(["method", "route"])
+            .label_names(["method", "route"])
             .register()
             .unwrap_err(),
         registry
             .counter("http_requests", "HTTP requests served.")
-            .labels(["method", "route", "status"])
+            .label_names(["method", "route", "status"])
             .register()
             .unwrap_err(),
         registry
@@ -186,7 +186,7 @@ fn the_recorders_families_cannot_be_registered_again_as_plain_metrics() {
                 "Time to serve HTTP requests, until the response body ended.",
             )
             .unit("seconds")
-            .labels(["method", "route", "status"])
+            .label_names(["method", "route", "status"])
             .register()
             .unwrap_err(),
     ];

@@ -16,7 +16,7 @@ use super::register::Spec;
 use super::Registry;
 
 /// Registers a metric of type `M`: set its unit, buckets or quantiles, then
-/// [`register`](Self::register) it, or give it [`labels`](Self::labels) first.
+/// [`register`](Self::register) it, or give it [`label_names`](Self::label_names) first.
 #[must_use = "nothing is registered until `register` is called"]
 pub struct MetricBuilder<'r, M: Metric> {
     registry: &'r Registry,
@@ -62,7 +62,7 @@ impl<'r, M: Metric> MetricBuilder<'r, M> {
     }
 
     /// Makes this a labeled [`Family`] with these label names.
-    pub fn labels<I, S>(self, names: I) -> FamilyBuilder<'r, M>
+    pub fn label_names<I, S>(self, names: I) -> FamilyBuilder<'r, M>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -77,7 +77,7 @@ impl<'r, M: Metric> MetricBuilder<'r, M> {
     /// Makes this a [`TypedFamily`] whose label sets are values of `L`.
     pub fn typed_labels<L: LabelSet>(self) -> TypedFamilyBuilder<'r, M, L> {
         TypedFamilyBuilder {
-            inner: self.labels(L::NAMES.iter().copied()),
+            inner: self.label_names(L::NAMES.iter().copied()),
             labels: PhantomData,
         }
     }
@@ -90,7 +90,7 @@ impl<'r, M: Metric> MetricBuilder<'r, M> {
     /// metric registered before under the same name.
     pub fn register(self) -> Result<M, Error> {
         Ok(self
-            .labels(Vec::<String>::new())
+            .label_names(Vec::<String>::new())
             .register_core()?
             .only_series())
     }
@@ -138,7 +138,7 @@ impl MetricBuilder<'_, Summary> {
     }
 }
 
-/// Registers a labeled [`Family`]; made by [`MetricBuilder::labels`].
+/// Registers a labeled [`Family`]; made by [`MetricBuilder::label_names`].
 #[must_use = "nothing is registered until `register` is called"]
 pub struct FamilyBuilder<'r, M: Metric> {
     base: MetricBuilder<'r, M>,
@@ -265,8 +265,8 @@ impl<'r> InfoBuilder<'r> {
     pub fn register(self, labels: &[(&str, &str)]) -> Result<(), Error> {
         let family = self
             .inner
-            .labels(labels.iter().map(|&(k, _)| k))
+            .label_names(labels.iter().map(|&(k, _)| k))
             .register()?;
-        family.labels(labels).map(|_| ())
+        family.with_labels(labels).map(|_| ())
     }
 }

@@ -19,8 +19,8 @@ impl Registry {
     /// use vitals_core::Registry;
     ///
     /// let registry = Registry::new();
-    /// let requests = registry.counter("requests", "Requests.").labels(["status"]).register()?;
-    /// requests.labels(&[("status", "200")])?.inc();
+    /// let requests = registry.counter("requests", "Requests.").label_names(["status"]).register()?;
+    /// requests.with_labels(&[("status", "200")])?.inc();
     /// assert_eq!(registry.get_sample_value("requests_total", &[("status", "200")]), Some(1.0));
     /// assert_eq!(registry.get_sample_value("requests_total", &[("status", "500")]), None);
     /// # Ok::<(), vitals_core::Error>(())

@@ -10,33 +10,41 @@ fn re_registering_the_same_schema_returns_the_same_metric() {
     let b = r.counter("a_total", "help").register().unwrap();
     a.inc();
     assert_eq!(b.get(), 1);
-    let f1 = r.histogram("h", "help").labels(["x"]).register().unwrap();
-    let f2 = r.histogram("h", "help").labels(["x"]).register().unwrap();
-    f1.label_values(&["1"]).unwrap().observe(1.0);
-    assert_eq!(f2.label_values(&["1"]).unwrap().count(), 1);
+    let f1 = r
+        .histogram("h", "help")
+        .label_names(["x"])
+        .register()
+        .unwrap();
+    let f2 = r
+        .histogram("h", "help")
+        .label_names(["x"])
+        .register()
+        .unwrap();
+    f1.with_label_values(&["1"]).unwrap().observe(1.0);
+    assert_eq!(f2.with_label_values(&["1"]).unwrap().count(), 1);
 }
 
 #[test]
 fn a_different_schema_is_a_typed_conflict_that_names_the_difference() {
     let r = Registry::new();
     r.counter("jobs", "Jobs.")
-        .labels(["queue"])
+        .label_names(["queue"])
         .register()
         .unwrap();
     let cases = [
         r.gauge("jobs", "Jobs.").register().map(|_| ()).unwrap_err(),
         r.counter("jobs", "Jobs.")
-            .labels(["other"])
+            .label_names(["other"])
             .register()
             .map(|_| ())
             .unwrap_err(),
         r.counter("jobs", "Other help.")
-            .labels(["queue"])
+            .label_names(["queue"])
             .register()
             .map(|_| ())
             .unwrap_err(),
         r.float_counter("jobs", "Jobs.")
-            .labels(["queue"])
+            .label_names(["queue"])
             .register()
             .map(|_| ())
             .unwrap_err(),
@@ -63,13 +71,21 @@ fn names_are_validated_with_the_offending_string_in_the_error() {
     let r = Registry::new();
     let err = r.counter("bad-name", "h").register().unwrap_err();
     assert!(err.to_string().contains("\"bad-name\""), "{err}");
-    let err = r.counter("ok", "h").labels(["__x"]).register().unwrap_err();
+    let err = r
+        .counter("ok", "h")
+        .label_names(["__x"])
+        .register()
+        .unwrap_err();
     assert!(err.to_string().contains("\"__x\""), "{err}");
-    let err = r.histogram("h", "h").labels(["le"]).register().unwrap_err();
+    let err = r
+        .histogram("h", "h")
+        .label_names(["le"])
+        .register()
+        .unwrap_err();
     assert!(err.to_string().contains("le"), "{err}");
     let err = r
         .summary("s", "h")
-        .labels(["quantile"])
+        .label_names(["quantile"])
         .register()
         .unwrap_err();
     assert!(err.to_string().contains("quantile"), "{err}");
@@ -90,7 +106,11 @@ fn a_const_label_cannot_repeat_a_family_label() {
     let r = Registry::new()
         .with_const_labels(&[("env", "prod")])
         .unwrap();
-    let err = r.counter("c", "h").labels(["env"]).register().unwrap_err();
+    let err = r
+        .counter("c", "h")
+        .label_names(["env"])
+        .register()
+        .unwrap_err();
     assert!(err.to_string().contains("env"), "{err}");
 }
 
@@ -166,11 +186,15 @@ fn get_sample_value_reads_every_sample_kind() {
 #[test]
 fn the_cap_redirects_new_label_sets_and_counts_them() {
     let r = Registry::new().with_series_cap(3);
-    let f = r.counter("c", "h").labels(["path"]).register().unwrap();
+    let f = r
+        .counter("c", "h")
+        .label_names(["path"])
+        .register()
+        .unwrap();
     for i in 0..10 {
-        f.labels(&[("path", &format!("/{i}"))]).unwrap().inc();
+        f.with_labels(&[("path", &format!("/{i}"))]).unwrap().inc();
     }
-    f.labels(&[("path", "/0")]).unwrap().inc();
+    f.with_labels(&[("path", "/0")]).unwrap().inc();
     assert_eq!(f.len(), 3);
     assert_eq!(f.overflowed(), 7);
     assert_eq!(r.get_sample_value("c_total", &[("path", "/0")]), Some(2.0));
@@ -187,9 +211,13 @@ fn the_cap_redirects_new_label_sets_and_counts_them() {
 #[test]
 fn remove_and_clear_drop_series_from_the_exposition() {
     let r = Registry::new();
-    let f = r.gauge("g", "h").labels(["a", "b"]).register().unwrap();
+    let f = r
+        .gauge("g", "h")
+        .label_names(["a", "b"])
+        .register()
+        .unwrap();
     for i in 0..5 {
-        f.label_values(&[&i.to_string(), "x"]).unwrap().set(i);
+        f.with_label_values(&[&i.to_string(), "x"]).unwrap().set(i);
     }
     assert!(f.remove(&[("b", "x"), ("a", "1")]).unwrap());
     assert!(!f.remove(&[("b", "x"), ("a", "1")]).unwrap());
@@ -200,12 +228,12 @@ fn remove_and_clear_drop_series_from_the_exposition() {
         r.get_sample_value("g", &[("a", "4"), ("b", "x")]),
         Some(4.0)
     );
-    assert_eq!(f.label_values(&["4", "x"]).unwrap().get(), 4);
+    assert_eq!(f.with_label_values(&["4", "x"]).unwrap().get(), 4);
     f.clear();
     assert!(f.is_empty());
     assert_eq!(r.get_sample_value("g", &[("a", "4"), ("b", "x")]), None);
     assert_eq!(
-        f.label_values(&["4", "x"]).unwrap().get(),
+        f.with_label_values(&["4", "x"]).unwrap().get(),
         0,
         "a new series after clear"
     );
@@ -214,17 +242,24 @@ fn remove_and_clear_drop_series_from_the_exposition() {
 #[test]
 fn label_mismatches_are_errors_that_say_what_is_wrong() {
     let r = Registry::new();
-    let f = r.counter("c", "h").labels(["a", "b"]).register().unwrap();
-    let missing = f.labels(&[("a", "1")]).unwrap_err().to_string();
+    let f = r
+        .counter("c", "h")
+        .label_names(["a", "b"])
+        .register()
+        .unwrap();
+    let missing = f.with_labels(&[("a", "1")]).unwrap_err().to_string();
     assert!(missing.contains("`b` is missing"), "{missing}");
     let unknown = f
-        .labels(&[("a", "1"), ("b", "2"), ("c", "3")])
+        .with_labels(&[("a", "1"), ("b", "2"), ("c", "3")])
         .unwrap_err()
         .to_string();
     assert!(unknown.contains("unknown label `c`"), "{unknown}");
-    let twice = f.labels(&[("a", "1"), ("a", "2")]).unwrap_err().to_string();
+    let twice = f
+        .with_labels(&[("a", "1"), ("a", "2")])
+        .unwrap_err()
+        .to_string();
     assert!(twice.contains("more than once"), "{twice}");
-    assert!(f.label_values(&["1"]).is_err());
+    assert!(f.with_label_values(&["1"]).is_err());
     assert!(f.is_empty(), "failed lookups create nothing");
 }
 
