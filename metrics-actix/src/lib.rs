@@ -4,29 +4,58 @@
 //! # Quick start
 //!
 //! ```
+//! use std::sync::LazyLock;
+//!
 //! use actix_web::{test, web, App, HttpResponse};
+//! use vitals_actix::vitals_core::{Counter, Registry};
 //! use vitals_actix::Metrics;
+//!
+//! // A metric of your own, in the registry the middleware serves: `Registry::global()`.
+//! static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
+//!     Registry::global()
+//!         .counter("orders_placed", "Orders placed.")
+//!         .register()
+//!         .expect("registered once, as a counter")
+//! });
 //!
 //! # #[actix_web::main]
 //! # async fn main() {
-//! let registry = vitals_core::Registry::new(); // or leave it out: the process-wide one
 //! let app = test::init_service(
 //!     App::new()
-//!         .wrap(Metrics::builder().registry(&registry).build().unwrap())
-//!         .route("/users/{id}", web::get().to(|| async { HttpResponse::Ok().body("a user") })),
+//!         .wrap(Metrics::new()) // records every request, serves GET /metrics
+//!         .route("/orders", web::post().to(|| async {
+//!             ORDERS_PLACED.inc();
+//!             HttpResponse::Created().body("placed")
+//!         })),
 //! )
 //! .await;
-//! let response = test::call_service(&app, test::TestRequest::get().uri("/users/42").to_request()).await;
-//! let _ = test::read_body(response).await;
+//! test::call_service(&app, test::TestRequest::post().uri("/orders").to_request()).await;
+//! let metrics = test::call_and_read_body(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+//! let metrics = String::from_utf8(metrics.to_vec()).unwrap();
 //!
-//! let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
-//! assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(1.0));
+//! // `GET /metrics` shows both, and the route is the pattern:
+//! assert!(metrics.contains("\norders_placed_total 1\n"));
+//! assert!(metrics.contains(r#"http_requests_total{method="POST",route="/orders",status="201"} 1"#));
 //! # }
 //! ```
 //!
-//! `.wrap(Metrics::new())` records into the process-wide registry with every default; build
-//! it inside `HttpServer::new`'s factory as usual: every worker records into the same series
-//! (one set per process, not per worker).
+//! `Metrics::new()` records into the process-wide registry,
+//! [`Registry::global`](vitals_core::Registry::global), and serves it, with every default:
+//! register your own metrics there (a `static` [`LazyLock`](std::sync::LazyLock) as above
+//! registers each once, at first use) and they appear on the same `/metrics`. To keep them
+//! apart from other libraries' metrics, give the middleware a registry of your own,
+//! `Metrics::builder().registry(&registry).build()?`, and register yours in it. Build the
+//! middleware inside `HttpServer::new`'s factory as usual: every worker records into the same
+//! series (one set per process, not per worker).
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `gzip` | yes | gzipped `/metrics` answers when the scraper accepts gzip (Prometheus does) |
+//! | `tracing` | no | logs once when [`Metrics::new`] cannot register the HTTP metrics |
+//! | `macros` | no | `#[instrumented]`, re-exported from vitals-core (brings `syn`) |
+//! | `process` | no | vitals-core's Linux process collector |
 //!
 //! # What is recorded
 //!

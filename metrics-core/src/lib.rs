@@ -37,6 +37,8 @@
 //! | `otlp` | no | `otlp::OtlpExporter`: OTLP/HTTP protobuf export to an OpenTelemetry collector, periodic with a final flush |
 //! | `push` | no | `push::Pushgateway`: push, push-add and delete for batch jobs |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
+//! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
+//! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |
 //!
 //! # Metric types
 //!
@@ -64,8 +66,30 @@
 //!
 //! # Registries
 //!
-//! [`Registry::global`] is the process-wide default; create your own [`Registry`] values in
-//! libraries and tests. Sub-registries ([`Registry::with_prefix`],
+//! [`Registry::global`] is the process-wide default, and the registry that the adapters'
+//! one-line constructors (`MetricsLayer::new()`, `Metrics::new()`) record into and serve:
+//! a metric registered there appears on their `/metrics`. Register application metrics once,
+//! where they are first used, with a `static`:
+//!
+//! ```
+//! use std::sync::LazyLock;
+//! use vitals_core::{Counter, Registry};
+//!
+//! static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
+//!     Registry::global()
+//!         .counter("orders_placed", "Orders placed.")
+//!         .register()
+//!         .expect("registered once, as a counter")
+//! });
+//!
+//! ORDERS_PLACED.inc();
+//! assert_eq!(Registry::global().get_sample_value("orders_placed_total", &[]), Some(1.0));
+//! ```
+//!
+//! (A new name cannot conflict, so the `expect` states an invariant; a second registration
+//! under the same name and schema returns the same counter.) Create your own [`Registry`]
+//! values in libraries and tests, and hand them to the adapters' builders
+//! (`.registry(&registry)`) to serve them. Sub-registries ([`Registry::with_prefix`],
 //! [`Registry::with_const_labels`], [`Registry::with_series_cap`]) are views of the same store.
 //! Registration errors are typed ([`Error`]) and name the offending string; nothing panics on
 //! bad input.

@@ -3,28 +3,49 @@
 //! # Quick start
 //!
 //! ```
-//! use axum::{routing::get, Router};
+//! use std::sync::LazyLock;
+//!
+//! use axum::{routing::post, Router};
+//! use vitals_tower::vitals_core::{Counter, Registry};
 //! use vitals_tower::MetricsLayer;
 //! # use tower::ServiceExt as _;
 //!
+//! // A metric of your own, in the registry the layer serves: `Registry::global()`.
+//! static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
+//!     Registry::global()
+//!         .counter("orders_placed", "Orders placed.")
+//!         .register()
+//!         .expect("registered once, as a counter")
+//! });
+//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let registry = vitals_core::Registry::new(); // or leave it out: the process-wide one
 //! let app: Router = Router::new()
-//!     .route("/users/{id}", get(|| async { "a user" }))
-//!     .layer(MetricsLayer::builder().registry(&registry).build().unwrap());
-//!
-//! # let request = http::Request::get("/users/42").body(axum::body::Body::empty()).unwrap();
-//! # let response = app.clone().oneshot(request).await.unwrap();
-//! # let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-//! // After `GET /users/42`, the route is the template, never the raw path:
-//! let labels = [("method", "GET"), ("route", "/users/{id}"), ("status", "200")];
-//! assert_eq!(registry.get_sample_value("http_requests_total", &labels), Some(1.0));
-//! // And `GET /metrics` on the same app answers with the exposition.
+//!     .route("/orders", post(|| async { ORDERS_PLACED.inc(); "placed" }))
+//!     .layer(MetricsLayer::new()); // last: records every request, serves GET /metrics
+//! # let call = |method: &str, uri: &str| {
+//! #     let request = http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
+//! #     let app = app.clone();
+//! #     async move {
+//! #         let response = app.oneshot(request).await.unwrap();
+//! #         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+//! #         String::from_utf8(body.to_vec()).unwrap()
+//! #     }
+//! # };
+//! # call("POST", "/orders").await;
+//! # let metrics = call("GET", "/metrics").await;
+//! // After `POST /orders`, `GET /metrics` shows both, and the route is the template:
+//! assert!(metrics.contains("\norders_placed_total 1\n"));
+//! assert!(metrics.contains(r#"http_requests_total{method="POST",route="/orders",status="200"} 1"#));
 //! # }
 //! ```
 //!
-//! `.layer(MetricsLayer::new())` records into the process-wide registry with every default.
+//! `MetricsLayer::new()` records into the process-wide registry,
+//! [`Registry::global`](vitals_core::Registry::global), and serves it, with every default: register your own
+//! metrics there (a `static` [`LazyLock`](std::sync::LazyLock) as above registers each once,
+//! at first use) and they appear on the same `/metrics`. To keep them apart from other
+//! libraries' metrics, give the layer a registry of your own,
+//! `MetricsLayer::builder().registry(&registry).build()?`, and register yours in it.
 //!
 //! **Add it last**, after every route, nested router and `.fallback(..)`: axum's
 //! `Router::layer` wraps what the router holds when it is called. Routes added after it are
@@ -37,6 +58,10 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `axum` | yes | route labels from axum's `MatchedPath` |
+//! | `gzip` | yes | gzipped `/metrics` answers when the scraper accepts gzip (Prometheus does) |
+//! | `tracing` | no | logs once when [`MetricsLayer::new`] cannot register the HTTP metrics |
+//! | `macros` | no | `#[instrumented]`, re-exported from vitals-core (brings `syn`) |
+//! | `process` | no | vitals-core's Linux process collector |
 //!
 //! # What is recorded
 //!

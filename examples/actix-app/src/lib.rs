@@ -9,12 +9,22 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
 use bytes::Bytes;
 use vitals_actix::Metrics;
-use vitals_core::{instrumented, Registry};
+use vitals_core::{instrumented, Counter, Registry};
 
 /// The app's metrics: the HTTP middleware's and `#[instrumented]` functions'. A `static`
 /// rather than [`Registry::global`] only so that the end-to-end test can run this app and
 /// `axum-app` in one process without mixing their figures.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// A business metric beside the HTTP ones, on the same `/metrics`: registered in the
+/// registry the middleware serves, once, at first use. Registering a new name cannot
+/// conflict with anything, so the `expect` documents an invariant rather than handling input.
+pub static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
+    REGISTRY
+        .counter("orders_placed", "Orders placed.")
+        .register()
+        .expect("orders_placed is registered once, as a counter")
+});
 
 /// The example's app, recorded into [`REGISTRY`] (a panic in `/panic` is not caught: actix
 /// drops the connection, and the request is counted as a 500).
@@ -47,6 +57,13 @@ pub fn app() -> Result<
             web::get().to(|path: web::Path<(String, String)>| async move {
                 let (id, order) = path.into_inner();
                 format!("order {order} of user {id}\n")
+            }),
+        )
+        .route(
+            "/orders",
+            web::post().to(|| async {
+                ORDERS_PLACED.inc();
+                HttpResponse::Created().body("order placed\n")
             }),
         )
         .route("/slow", web::get().to(slow))

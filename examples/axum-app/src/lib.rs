@@ -8,17 +8,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use tower_http::catch_panic::CatchPanicLayer;
-use vitals_core::{instrumented, Registry};
+use vitals_core::{instrumented, Counter, Registry};
 use vitals_tower::MetricsLayer;
 
 /// The app's metrics: the HTTP layer's and `#[instrumented]` functions'. A `static` rather
 /// than [`Registry::global`] only so that the end-to-end test can run this app and
 /// `actix-app` in one process without mixing their figures.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+/// A business metric beside the HTTP ones, on the same `/metrics`: registered in the
+/// registry the layer serves, once, at first use. Registering a new name cannot conflict
+/// with anything, so the `expect` documents an invariant rather than handling input.
+pub static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
+    REGISTRY
+        .counter("orders_placed", "Orders placed.")
+        .register()
+        .expect("orders_placed is registered once, as a counter")
+});
 
 /// The example's routes, recorded into [`REGISTRY`] and served with `/metrics`:
 ///
@@ -27,6 +37,7 @@ pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 /// | `/` | a greeting |
 /// | `/users/{id}` | a user |
 /// | `/users/{id}/orders/{order_id}` | an order |
+/// | `POST /orders` | 201, and counts the order in `orders_placed_total` |
 /// | `/slow` | after 50 to 200 ms |
 /// | `/error` | 500 |
 /// | `/panic` | panics (caught: 500) |
@@ -46,6 +57,7 @@ pub fn app() -> Result<Router, vitals_core::Error> {
                 format!("order {order} of user {id}\n")
             }),
         )
+        .route("/orders", post(place_order))
         .route("/slow", get(slow))
         .route(
             "/error",
@@ -75,6 +87,11 @@ pub struct UnknownUser;
 pub async fn find_user(id: &str) -> Result<String, UnknownUser> {
     let id: u64 = id.parse().map_err(|_| UnknownUser)?;
     Ok(format!("user {id}"))
+}
+
+async fn place_order() -> (StatusCode, &'static str) {
+    ORDERS_PLACED.inc();
+    (StatusCode::CREATED, "order placed\n")
 }
 
 async fn slow() -> &'static str {

@@ -47,7 +47,7 @@ pub(super) const NO_BYTES: u64 = u64::MAX;
 pub(super) const NO_STATUS: u16 = 0;
 
 /// One request being served; records it when finished or dropped (see the [module
-/// docs](self) for what each ending records).
+/// docs](crate::http) for what each ending records).
 #[derive(Debug)]
 pub struct RequestGuard {
     /// [`Target::Off`] for an excluded route, and once recorded: nothing (more) is recorded.

@@ -9,7 +9,7 @@ use super::in_flight::InFlight;
 use super::recorder::Shared;
 use super::sharded::{ShardedCounter, ShardedHistogram};
 
-/// Where one route's series are, for [`HttpMetrics::start_hinted`]: an adapter that keeps
+/// Where one route's series are, for [`HttpMetrics::start_hinted`](crate::http::HttpMetrics::start_hinted): an adapter that keeps
 /// state per route (vitals-actix per route pattern, vitals-tower per service that axum's
 /// `Router::layer` wraps) keeps one of these with it, and its requests go straight to their
 /// series, with neither their labels hashed nor their series looked up. Empty until its

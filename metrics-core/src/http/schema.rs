@@ -23,7 +23,7 @@ pub enum Naming {
     /// (its `_count` is the request rate), `http_server_active_requests{http_request_method,http_route}`,
     /// and the opt-in `http_server_request_body_size_bytes` and
     /// `http_server_response_body_size_bytes`. `error_type` is the status code for 5xx,
-    /// `cancelled` for [`STATUS_CLIENT_CLOSED`], and empty otherwise (4xx are not server errors).
+    /// `cancelled` for [`STATUS_CLIENT_CLOSED`](crate::http::STATUS_CLIENT_CLOSED), and empty otherwise (4xx are not server errors).
     OpenTelemetry,
 }
 

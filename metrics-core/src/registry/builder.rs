@@ -158,7 +158,7 @@ impl<M: Metric> fmt::Debug for FamilyBuilder<'_, M> {
 
 impl<M: Metric> FamilyBuilder<'_, M> {
     /// Sets how many series the family holds before new label sets go to its overflow series.
-    /// Defaults to the registry's cap, [`DEFAULT_SERIES_CAP`] unless
+    /// Defaults to the registry's cap, [`DEFAULT_SERIES_CAP`](crate::DEFAULT_SERIES_CAP) unless
     /// [`Registry::with_series_cap`] set another.
     pub fn series_cap(mut self, cap: usize) -> Self {
         self.cap = Some(cap);

@@ -39,7 +39,7 @@ const COLLECTOR_ERRORS_METRIC: &str = "vitals_collector_errors";
 ///
 /// Each metric type has a builder: `registry.counter(name, help)`, `.gauge`, `.histogram`,
 /// `.summary`, `.info` and their float variants. A builder takes a unit, buckets or quantiles,
-/// and label names; `register()` returns the metric (or its [`Family`]).
+/// and label names; `register()` returns the metric (or its [`Family`](crate::Family)).
 /// Registering the same name again with the same schema returns the metric already there;
 /// with another schema it is an [`Error::Conflict`]. Names are checked against the Prometheus
 /// rules, and every error names the offending string.
@@ -278,7 +278,7 @@ impl Registry {
         MetricBuilder::new(self, name.into(), help.into(), SummaryConfig::default())
     }
 
-    /// Starts registering an [`Info`] metric, exposed as `<name>_info`.
+    /// Starts registering an [`Info`](crate::Info) metric, exposed as `<name>_info`.
     pub fn info(&self, name: impl Into<String>, help: impl Into<String>) -> InfoBuilder<'_> {
         InfoBuilder::new(self, name.into(), help.into())
     }
