@@ -156,7 +156,7 @@ pub use collector::ProcessCollector;
 pub use collector::{CollectError, Collector, MetricFamily};
 pub use error::Error;
 pub use family::{
-    DenseFamily, DenseLabelSet, Family, LabelSet, TypedFamily, DEFAULT_SERIES_CAP,
+    DenseFamily, DenseLabelSet, Family, LabelSet, LabelValue, TypedFamily, DEFAULT_SERIES_CAP,
     OVERFLOW_LABEL_VALUE,
 };
 pub use kind::MetricKind;
@@ -171,6 +171,52 @@ pub use registry::{FamilyBuilder, InfoBuilder, MetricBuilder, Registry, TypedFam
 #[doc = include_str!("instrumented.md")]
 #[doc(inline)]
 pub use vitals_macros::instrumented;
+
+/// Derives [`LabelSet`] for a struct with named fields, each a [`LabelValue`]: the label
+/// names are the field names, in order.
+///
+/// ```
+/// use vitals_core::{LabelSet, LabelValue, Registry};
+///
+/// #[derive(LabelValue)]
+/// enum Op {
+///     Select,
+///     #[label(value = "insert_or_update")]
+///     Upsert,
+/// }
+///
+/// #[derive(LabelSet)]
+/// struct Query<'a> {
+///     table: &'a str,
+///     op: Op,
+///     shard: u16,
+///     cached: bool,
+/// }
+///
+/// let registry = Registry::new();
+/// let queries = registry
+///     .counter("db_queries", "Queries run.")
+///     .typed_labels::<Query<'static>>()
+///     .register()?;
+/// queries.get(&Query { table: "users", op: Op::Upsert, shard: 3, cached: false }).inc();
+/// let labels = [("cached", "false"), ("op", "insert_or_update"), ("shard", "3"), ("table", "users")];
+/// assert_eq!(registry.get_sample_value("db_queries_total", &labels), Some(1.0));
+/// # let _ = Op::Select;
+/// # Ok::<(), vitals_core::Error>(())
+/// ```
+///
+/// A field may rename its label with `#[label(name = "...")]`. With a renamed dependency,
+/// `#[label(crate = path)]` on the struct names the path of vitals-core. Tuple and unit
+/// structs, enums, and fields that are floats are compile errors at the offending token;
+/// other field types must implement [`LabelValue`].
+#[cfg(feature = "macros")]
+pub use vitals_macros::LabelSet;
+
+/// Derives [`LabelValue`] for an enum without fields: each variant's label value is its name
+/// as written, or the one given with `#[label(value = "...")]`. See [`LabelSet`](derive@LabelSet)
+/// for an example.
+#[cfg(feature = "macros")]
+pub use vitals_macros::LabelValue;
 
 /// What `#[instrumented]` expands to. Not a public API: it changes without notice.
 #[doc(hidden)]

@@ -27,6 +27,7 @@ mod key;
 mod labels;
 mod sink;
 mod typed;
+mod value;
 
 pub(crate) use erased::{Descriptor, ErasedFamily};
 pub(crate) use index::FamilyCore;
@@ -35,6 +36,7 @@ pub(crate) use key::{Ordered, SeriesIndex};
 pub(crate) use labels::LabelText;
 pub(crate) use sink::{FamilyRef, LabelsRef, Pairs, Sink};
 pub use typed::{DenseFamily, DenseLabelSet, LabelSet, TypedFamily};
+pub use value::LabelValue;
 
 /// How many series a labeled family holds before new label sets go to its overflow series,
 /// unless the family or its registry says otherwise. The same default as OpenTelemetry's SDKs.

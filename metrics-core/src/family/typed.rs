@@ -10,7 +10,8 @@ use crate::metric::Metric;
 use super::{Family, Typed};
 
 /// A typed label set: a struct whose fields are a family's labels, so that lookups cannot
-/// misspell a name or forget one.
+/// misspell a name or forget one. `#[derive(LabelSet)]` (the `macros` feature) writes this
+/// impl for a struct with named fields; by hand it looks like this:
 ///
 /// ```
 /// use vitals_core::{LabelSet, Registry};

@@ -29,3 +29,24 @@ impl Store {
         (key % 2 == 0).then_some(key)
     }
 }
+
+/// A job's outcome, a label value through the renamed dependency.
+#[derive(Debug, Clone, Copy, observability::LabelValue)]
+#[label(crate = observability)]
+pub enum Outcome {
+    /// Done.
+    Done,
+    /// Put back on the queue.
+    #[label(value = "retried")]
+    Retry,
+}
+
+/// Typed labels through the renamed dependency.
+#[derive(Debug, observability::LabelSet)]
+#[label(crate = observability)]
+pub struct Job<'a> {
+    /// The queue the job came from.
+    pub queue: &'a str,
+    /// How it ended.
+    pub outcome: Outcome,
+}

@@ -38,3 +38,22 @@ fn the_adapters_re_export_is_enough_for_the_macro() {
     let global = vitals_tower::vitals_core::Registry::global();
     assert_eq!(calls(global, "through_the_adapter", "ok"), Some(1.0));
 }
+
+#[test]
+fn derived_label_sets_work_through_a_renamed_dependency() {
+    use vitals_renamed_dependency::{Job, Outcome};
+    let registry = observability::Registry::new();
+    let jobs = registry
+        .counter("jobs", "Jobs run.")
+        .typed_labels::<Job<'static>>()
+        .register()
+        .unwrap();
+    jobs.get(&Job {
+        queue: "mail",
+        outcome: Outcome::Retry,
+    })
+    .inc();
+    let labels = [("outcome", "retried"), ("queue", "mail")];
+    assert_eq!(registry.get_sample_value("jobs_total", &labels), Some(1.0));
+    let _ = Outcome::Done;
+}

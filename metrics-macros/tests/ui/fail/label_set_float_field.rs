@@ -1,0 +1,9 @@
+use vitals_core::LabelSet;
+
+#[derive(LabelSet)]
+struct Reading {
+    sensor: String,
+    celsius: f64,
+}
+
+fn main() {}
