@@ -137,7 +137,6 @@ mod instrumented;
 mod kind;
 mod metric;
 mod registry;
-pub mod route;
 mod util;
 mod validate;
 
@@ -150,6 +149,8 @@ pub use export::pushgateway as push;
 #[cfg(feature = "exporter")]
 #[doc(inline)]
 pub use export::server as exporter;
+#[doc(inline)]
+pub use http::route;
 
 #[cfg(feature = "process")]
 pub use collector::ProcessCollector;

@@ -57,7 +57,7 @@ impl HttpMetricsBuilder {
     }
 
     /// Sets the route label of requests that no route matched. Defaults to
-    /// [`UNMATCHED_ROUTE`](crate::route::UNMATCHED_ROUTE).
+    /// [`UNMATCHED_ROUTE`](crate::http::route::UNMATCHED_ROUTE).
     pub fn unmatched_route(mut self, value: impl Into<String>) -> Self {
         self.unmatched_route = value.into();
         self

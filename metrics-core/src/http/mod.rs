@@ -56,6 +56,7 @@ mod in_flight;
 mod method;
 mod options;
 mod recorder;
+pub mod route;
 mod schema;
 mod sharded;
 

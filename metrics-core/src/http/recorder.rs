@@ -4,9 +4,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use crate::family::Family;
+use crate::http::route::UNMATCHED_ROUTE;
 use crate::metric::Buckets;
 use crate::registry::Registry;
-use crate::route::UNMATCHED_ROUTE;
 use crate::util::padded::CachePadded;
 use crate::util::shard::Shard;
 

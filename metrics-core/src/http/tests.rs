@@ -2,9 +2,9 @@ use super::guard::{Target, NO_STATUS};
 use super::method::{method_index, METHODS};
 use super::*;
 use crate::error::Error;
+use crate::http::route::UNMATCHED_ROUTE;
 use crate::metric::Buckets;
 use crate::registry::Registry;
-use crate::route::UNMATCHED_ROUTE;
 
 /// The label a method gets.
 fn normalize_method(method: &str) -> &'static str {
