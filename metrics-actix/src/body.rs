@@ -74,16 +74,8 @@ impl<B: MessageBody> MessageBody for MetricsBody<B> {
             BodyProj::Endpoint { body } => body.take().filter(|b| !b.is_empty()).map(Ok),
         };
         match &chunk {
-            Some(Ok(bytes)) => {
-                if let Some(guard) = this.guard.as_mut() {
-                    guard.add_response_bytes(bytes.len() as u64);
-                }
-            }
-            None | Some(Err(_)) => {
-                if let Some(guard) = this.guard.take() {
-                    guard.finish();
-                }
-            }
+            Some(Ok(bytes)) => RequestGuard::body_chunk(this.guard, bytes.len()),
+            None | Some(Err(_)) => RequestGuard::body_ended(this.guard),
         }
         Poll::Ready(chunk)
     }

@@ -72,16 +72,12 @@ where
         };
         match &frame {
             Some(Ok(frame)) => {
-                if let (Some(guard), Some(data)) = (this.guard.as_mut(), frame.data_ref()) {
-                    guard.add_response_bytes(data.len() as u64);
+                if let Some(data) = frame.data_ref() {
+                    RequestGuard::body_chunk(this.guard, data.len());
                 }
             }
             // The end, or an error that ends the body: the request is complete.
-            None | Some(Err(_)) => {
-                if let Some(guard) = this.guard.take() {
-                    guard.finish();
-                }
-            }
+            None | Some(Err(_)) => RequestGuard::body_ended(this.guard),
         }
         Poll::Ready(frame)
     }

@@ -205,6 +205,25 @@ impl RequestGuard {
         }
     }
 
+    /// A chunk of `bytes` of the response body passed, for the adapter's `guard` carried with
+    /// the body.
+    #[inline]
+    pub fn body_chunk(guard: &mut Option<Self>, bytes: usize) {
+        if let Some(this) = guard.as_mut() {
+            this.add_response_bytes(u64::try_from(bytes).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// The response body ended, or failed: the request is recorded now, and `guard` is left
+    /// empty so that it is recorded once. (A body dropped before its end records through the
+    /// guard's drop instead.)
+    #[inline]
+    pub fn body_ended(guard: &mut Option<Self>) {
+        if let Some(this) = guard.take() {
+            this.finish();
+        }
+    }
+
     /// The connection was upgraded (WebSocket): the request is counted but its time is not a
     /// latency.
     pub fn upgraded(&mut self) {
