@@ -55,6 +55,9 @@ impl<S> fmt::Debug for MetricsMiddleware<S> {
 impl<S> MetricsMiddleware<S> {
     /// The endpoint's response, when this request is for it.
     fn endpoint(&self, request: &ServiceRequest) -> Option<HttpResponse<Bytes>> {
+        if !self.shared.state.is_endpoint(request.path()) {
+            return None;
+        }
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
         let wire = self.shared.state.answer(
             request.path(),

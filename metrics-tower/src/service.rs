@@ -100,6 +100,9 @@ impl<S> Metrics<S> {
     /// The response of the metrics endpoint, when this request is for it.
     fn endpoint<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let shared = self.shared();
+        if !shared.state.is_endpoint(request.uri().path()) {
+            return None;
+        }
         let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
         let wire = shared.state.answer(
             request.uri().path(),

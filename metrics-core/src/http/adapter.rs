@@ -187,6 +187,14 @@ impl AdapterState {
         self.headers_only
     }
 
+    /// Whether `path` is the endpoint's: check it before reading the headers
+    /// [`answer`](Self::answer) needs, so that other requests pay one comparison.
+    #[must_use]
+    #[inline]
+    pub fn is_endpoint(&self, path: &str) -> bool {
+        self.endpoint.as_deref() == Some(path)
+    }
+
     /// The endpoint's answer to a request for `path`, or `None` when `path` is not the
     /// endpoint's (or none is served). `accept` and `accept_encoding` are the request's
     /// headers; `allowed` (the access hook) is asked only for the endpoint's path.
@@ -199,7 +207,7 @@ impl AdapterState {
         accept_encoding: Option<&str>,
         allowed: impl FnOnce() -> bool,
     ) -> Option<WireResponse> {
-        if self.endpoint.as_deref() != Some(path) {
+        if !self.is_endpoint(path) {
             return None;
         }
         let answer = endpoint_response_with(
