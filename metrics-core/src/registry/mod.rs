@@ -102,7 +102,8 @@ struct View {
 #[derive(Default)]
 struct Store {
     metrics: RwLock<Metrics>,
-    collectors: RwLock<Vec<CollectorEntry>>,
+    /// Shared with the scrapes that run them, so that no lock is held while one collects.
+    collectors: RwLock<Vec<Arc<CollectorEntry>>>,
     /// Collectors shared by everything registered through one view (see
     /// [`Registry::view_collector`]).
     shared: Mutex<Vec<SharedCollector>>,
@@ -302,12 +303,12 @@ impl Registry {
                 "a collector of this name is already registered",
             ));
         }
-        collectors.push(CollectorEntry {
+        collectors.push(Arc::new(CollectorEntry {
             name: name.into(),
             view: Arc::clone(&self.view),
             collector: Box::new(collector),
             errors: AtomicU64::new(0),
-        });
+        }));
         Ok(())
     }
 

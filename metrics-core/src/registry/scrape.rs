@@ -1,9 +1,10 @@
 //! The walk a scrape takes: registered families, collectors, then vitals' own counters.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use crate::collector::MetricFamily;
 use crate::family::{FamilyRef, LabelsRef, Pairs, Sink};
@@ -11,7 +12,12 @@ use crate::kind::MetricKind;
 use crate::metric::{MetricValue, Scratch};
 
 use super::register::sample_names;
-use super::{Registry, View, COLLECTOR_ERRORS_METRIC, OVERFLOW_METRIC};
+use super::{CollectorEntry, Registry, View, COLLECTOR_ERRORS_METRIC, OVERFLOW_METRIC};
+
+thread_local! {
+    /// Whether this thread is inside a collector's `collect()`.
+    static COLLECTING: Cell<bool> = const { Cell::new(false) };
+}
 
 impl Registry {
     /// Walks every family and series: registered metrics, then collectors, then vitals' own
@@ -71,17 +77,29 @@ impl Registry {
     }
 
     /// Runs every collector, exposes the valid families and returns the failure counts.
+    ///
+    /// No lock is held while a collector runs, so that `collect()` may call into the
+    /// registry: register a metric or a collector (which the next scrape runs), make the first
+    /// call of an `#[instrumented]` function, or read a sample. A read made from inside
+    /// `collect()` runs no collectors itself: it sees the registered families, and cannot
+    /// recurse into the collector reading.
     fn visit_collectors(&self, sink: &mut dyn Sink) -> Vec<(Box<str>, u64)> {
-        let collectors = self
+        let mut failures = Vec::new();
+        if COLLECTING.with(Cell::get) {
+            return failures;
+        }
+        let collectors: Vec<Arc<CollectorEntry>> = self
             .store
             .collectors
             .read()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let mut emitted: HashSet<String> = HashSet::new();
-        let mut failures = Vec::new();
-        for entry in collectors.iter() {
+        for entry in &collectors {
             // A panicking collector must not take the scrape (or the server) down with it.
+            COLLECTING.with(|c| c.set(true));
             let result = catch_unwind(AssertUnwindSafe(|| entry.collector.collect()));
+            COLLECTING.with(|c| c.set(false));
             let mut failed = false;
             if let Ok(Ok(families)) = result {
                 for family in &families {

@@ -297,6 +297,52 @@ fn failing_and_invalid_collectors_are_counted_and_do_not_spoil_the_scrape() {
 }
 
 #[test]
+fn a_collector_that_calls_into_its_registry_does_not_deadlock_the_scrape() {
+    // Registers a collector, a metric and an `#[instrumented]`-style shared collector, and
+    // reads a sample, all from inside collect(): each takes a lock the scrape used to hold
+    // for the whole collector pass.
+    let r = Registry::new();
+    let inner = r.clone();
+    r.register_collector("reentrant", move || {
+        let _ = inner.register_collector("late", || {
+            Ok(vec![
+                MetricFamily::gauge("late", "h").with_sample(&[], MetricValue::gauge(5))
+            ])
+        });
+        inner.counter("made_in_collect", "h").register()?.inc();
+        let seen = inner.get_sample_value("made_in_collect_total", &[]);
+        Ok(vec![MetricFamily::gauge("seen", "h").with_sample(
+            &[],
+            MetricValue::gauge(i64::from(seen.is_some())),
+        )])
+    })
+    .unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let scraper = r.clone();
+    std::thread::spawn(move || {
+        let first = scraper.get_sample_value("seen", &[]);
+        let second = scraper.get_sample_value("late", &[]);
+        let _ = done.send((first, second));
+    });
+    // A deadlock never answers; a generous bound turns it into a failure instead of a hang.
+    let (first, second) = finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the scrape finished: no deadlock");
+    assert_eq!(
+        first,
+        Some(1.0),
+        "a read inside collect() sees registered families"
+    );
+    assert_eq!(
+        second,
+        Some(5.0),
+        "a collector registered inside collect() is scraped next"
+    );
+    // Two scrapes ran the collector; this read sees the counter before running it again.
+    assert_eq!(r.get_sample_value("made_in_collect_total", &[]), Some(2.0));
+}
+
+#[test]
 fn the_global_registry_is_one_registry() {
     let a = Registry::global();
     let b = Registry::global();
