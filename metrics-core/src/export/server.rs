@@ -206,7 +206,7 @@ fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Byte
             .headers()
             .get(header::AUTHORIZATION)
             .map_or(&[][..], HeaderValue::as_bytes);
-        if !constant_time_eq(given, expected.as_bytes()) {
+        if !authorized(given, expected) {
             let scheme = if expected.starts_with("Basic") {
                 "Basic realm=\"metrics\""
             } else {
@@ -257,6 +257,21 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     response
 }
 
+/// Whether an `Authorization` value matches the expected `<scheme> <credentials>`: the scheme
+/// compared without regard to case (RFC 9110 §11.1: `bearer` is `Bearer`), the credentials
+/// exactly and in constant time.
+fn authorized(given: &[u8], expected: &str) -> bool {
+    let Some((scheme, credentials)) = expected.split_once(' ') else {
+        return constant_time_eq(given, expected.as_bytes());
+    };
+    let Some(space) = given.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let (given_scheme, given_credentials) = (&given[..space], &given[space + 1..]);
+    given_scheme.eq_ignore_ascii_case(scheme.as_bytes())
+        & constant_time_eq(given_credentials, credentials.as_bytes())
+}
+
 /// Compares without stopping at the first difference, so that timing does not reveal how much
 /// of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -280,6 +295,17 @@ mod tests {
         assert!(!accepts_gzip(Some("gzip;q=0")));
         assert!(!accepts_gzip(Some("identity")));
         assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn the_auth_scheme_is_case_insensitive_and_the_credentials_are_not() {
+        assert!(authorized(b"Bearer abc", "Bearer abc"));
+        assert!(authorized(b"bearer abc", "Bearer abc"));
+        assert!(authorized(b"BASIC dXNlcjpwYXNz", "Basic dXNlcjpwYXNz"));
+        assert!(!authorized(b"bearer ABC", "Bearer abc"));
+        assert!(!authorized(b"Bearer", "Bearer abc"));
+        assert!(!authorized(b"Basic abc", "Bearer abc"));
+        assert!(!authorized(b"", "Bearer abc"));
     }
 
     #[test]
