@@ -76,7 +76,8 @@ async fn exports_decode_to_what_was_recorded_and_failures_are_counted() {
         .resource_attribute("deployment.environment", "test")
         .header("x-tenant", "blue")
         .interval(Duration::from_millis(100))
-        .start();
+        .start()
+        .expect("inside a tokio runtime");
     let exported = tokio::task::spawn_blocking({
         let collector = std::sync::Arc::clone(&collector);
         move || poll(Duration::from_secs(20), || collector.requests().len() >= 3)
@@ -192,7 +193,10 @@ async fn a_refusal_keeps_the_collectors_answer_and_shutdown_reports_the_final_fl
         other => panic!("expected a rejection, got {other:?}"),
     }
     // Stopped before its first tick: the final flush is the only export, and it is refused.
-    let running = exporter.interval(Duration::from_secs(3600)).start();
+    let running = exporter
+        .interval(Duration::from_secs(3600))
+        .start()
+        .expect("inside a tokio runtime");
     let flush = running.shutdown().await;
     assert!(
         matches!(flush, Err(PushError::Rejected { status: 400, .. })),

@@ -41,6 +41,10 @@ pub enum PushError {
         /// What the server said.
         body: String,
     },
+    /// Periodic exports were started outside a tokio runtime.
+    NoRuntime,
+    /// The periodic export task panicked, or its runtime shut down, before the final export.
+    ExportTaskFailed,
 }
 
 impl fmt::Display for PushError {
@@ -55,6 +59,10 @@ impl fmt::Display for PushError {
             Self::Timeout(d) => write!(f, "the server did not answer within {d:?}"),
             Self::Rejected { status, body } => {
                 write!(f, "the server answered {status}: {}", body.trim())
+            }
+            Self::NoRuntime => write!(f, "exports must start inside a tokio runtime"),
+            Self::ExportTaskFailed => {
+                write!(f, "the export task stopped before the final export")
             }
         }
     }

@@ -32,6 +32,9 @@ use crate::export::client::HttpTarget;
 pub use crate::export::client::PushError;
 use crate::{Counter, Registry};
 
+/// The shortest time between exports.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
 /// The `Content-Type` of an OTLP/HTTP protobuf request.
 pub const CONTENT_TYPE: &str = "application/x-protobuf";
 
@@ -67,7 +70,7 @@ macro_rules! otlp_exporter {
 ///     .service_name("billing-worker")
 ///     .resource_attribute("deployment.environment", "prod")
 ///     .interval(Duration::from_secs(30))
-///     .start();
+///     .start()?;
 /// // ... work ...
 /// running.shutdown().await?; // the final flush
 /// # Ok(())
@@ -134,9 +137,10 @@ impl OtlpExporter {
         self
     }
 
-    /// Sets the time between exports. Defaults to 60 seconds, as in OpenTelemetry's SDKs.
+    /// Sets the time between exports, at least 10 milliseconds. Defaults to 60 seconds, as in
+    /// OpenTelemetry's SDKs.
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval.max(Duration::from_millis(10));
+        self.interval = interval.max(MIN_INTERVAL);
         self
     }
 
@@ -166,7 +170,12 @@ impl OtlpExporter {
 
     /// Exports every interval in a task on the current tokio runtime, until
     /// [`RunningOtlpExporter::shutdown`].
-    pub fn start(self) -> RunningOtlpExporter {
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::NoRuntime`] when called outside a tokio runtime.
+    pub fn start(self) -> Result<RunningOtlpExporter, PushError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| PushError::NoRuntime)?;
         let failures = self
             .registry
             .counter(
@@ -180,7 +189,7 @@ impl OtlpExporter {
         let exporter = Arc::new(self);
         let task = {
             let (exporter, last_error) = (Arc::clone(&exporter), Arc::clone(&last_error));
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let mut ticks = tokio::time::interval(exporter.interval);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 ticks.tick().await; // the first tick is immediate
@@ -196,11 +205,11 @@ impl OtlpExporter {
                 flush
             })
         };
-        RunningOtlpExporter {
+        Ok(RunningOtlpExporter {
             stop: Some(stop),
             task: Some(task),
             last_error,
-        }
+        })
     }
 }
 
@@ -244,13 +253,14 @@ impl RunningOtlpExporter {
     ///
     /// # Errors
     ///
-    /// The final export's error.
+    /// The final export's error, or [`PushError::ExportTaskFailed`] when the export task
+    /// panicked or its runtime shut down before the flush.
     pub async fn shutdown(mut self) -> Result<(), PushError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         match self.task.take() {
-            Some(task) => task.await.unwrap_or(Ok(())),
+            Some(task) => task.await.unwrap_or(Err(PushError::ExportTaskFailed)),
             None => Ok(()),
         }
     }
@@ -261,5 +271,62 @@ impl Drop for RunningOtlpExporter {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address on 127.0.0.1 where nothing listens: bound, then let go.
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let address = listener.local_addr().expect("its address");
+        drop(listener);
+        format!("http://{address}")
+    }
+
+    #[test]
+    fn an_export_task_that_died_with_its_runtime_is_an_error_at_shutdown() {
+        let registry = Registry::new();
+        let exporter = OtlpExporter::new(&registry, &closed_port()).unwrap();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = first.block_on(async { exporter.start() }).unwrap();
+        // The runtime goes away, and its tasks with it: no final export can happen.
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = second.block_on(running.shutdown());
+        assert!(
+            matches!(result, Err(PushError::ExportTaskFailed)),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_final_export_that_fails_is_the_error_of_shutdown() {
+        let registry = Registry::new();
+        let exporter = OtlpExporter::new(&registry, &closed_port())
+            .unwrap()
+            .interval(Duration::from_secs(3600))
+            .timeout(Duration::from_secs(5));
+        let running = exporter.start().expect("inside a runtime");
+        let result = running.shutdown().await;
+        assert!(matches!(result, Err(PushError::Connect(_))), "{result:?}");
+    }
+
+    #[test]
+    fn starting_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+        let registry = Registry::new();
+        let exporter = OtlpExporter::new(&registry, "http://127.0.0.1:4318").unwrap();
+        let result = std::panic::catch_unwind(move || exporter.start().map(drop));
+        let result = result.expect("start() does not panic outside a runtime");
+        assert!(matches!(result, Err(PushError::NoRuntime)), "{result:?}");
+        assert!(PushError::NoRuntime.to_string().contains("tokio runtime"));
     }
 }
