@@ -51,6 +51,10 @@ struct HistogramCore {
     /// One count per bound, then the `+Inf` bucket; not cumulative.
     counts: Box<[AtomicU64]>,
     sum_bits: AtomicU64,
+    /// The sum of the durations observed as such, in nanoseconds: exact, and converted to
+    /// seconds once, when read (so a timed histogram's `_sum` prints `0.000028689`, not
+    /// `0.000028689000000000003`).
+    sum_nanos: AtomicU64,
     /// When the series was created, as `f64` bits of seconds since the Unix epoch.
     created: AtomicU64,
     /// The latest exemplar of each bucket, allocated with the first exemplar.
@@ -92,7 +96,11 @@ impl Histogram {
     /// Records a duration in seconds.
     #[inline]
     pub fn observe_duration(&self, elapsed: Duration) {
-        self.observe(elapsed.as_secs_f64());
+        let core = &*self.core;
+        let index = bucket_index(&core.bounds, elapsed.as_secs_f64());
+        core.counts[index].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        core.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// Starts a timer that observes the elapsed seconds when it is dropped or stopped.
@@ -118,7 +126,7 @@ impl Histogram {
     /// The sum of all observations so far.
     #[must_use]
     pub fn sum(&self) -> f64 {
-        f64::from_bits(self.core.sum_bits.load(Ordering::Relaxed))
+        self.core.sum()
     }
 }
 
@@ -154,6 +162,17 @@ impl Drop for HistogramTimer<'_> {
     }
 }
 
+impl HistogramCore {
+    /// The observed values' sum plus the observed durations' sum, the latter divided into
+    /// seconds once: exact for a histogram that only times.
+    fn sum(&self) -> f64 {
+        let values = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
+        #[allow(clippy::cast_precision_loss)] // exact below 2^53 ns (104 days of durations)
+        let durations = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        values + durations
+    }
+}
+
 impl Metric for Histogram {}
 
 impl Sealed for Histogram {
@@ -168,6 +187,7 @@ impl Sealed for Histogram {
                     .map(|_| AtomicU64::new(0))
                     .collect(),
                 sum_bits: AtomicU64::new(0f64.to_bits()),
+                sum_nanos: AtomicU64::new(0),
                 created: AtomicU64::new(now_seconds().to_bits()),
                 exemplars: OnceLock::new(),
             }),
@@ -179,6 +199,7 @@ impl Sealed for Histogram {
             count.store(0, Ordering::Relaxed);
         }
         self.core.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.core.sum_nanos.store(0, Ordering::Relaxed);
         self.core
             .created
             .store(now_seconds().to_bits(), Ordering::Relaxed);
@@ -205,7 +226,7 @@ impl Sealed for Histogram {
             bounds: &core.bounds,
             rendered_bounds: Some(&buckets.rendered),
             cumulative: &scratch.counts,
-            sum: f64::from_bits(core.sum_bits.load(Ordering::Relaxed)),
+            sum: core.sum(),
             created: Some(f64::from_bits(core.created.load(Ordering::Relaxed))),
             exemplars: &scratch.exemplars,
         })
@@ -215,6 +236,24 @@ impl Sealed for Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observed_durations_sum_exactly() {
+        let h = Histogram::create(&Buckets::default());
+        h.observe_duration(Duration::from_millis(100));
+        h.observe_duration(Duration::from_millis(200));
+        assert_eq!(
+            h.sum().to_string(),
+            "0.3",
+            "not 0.1 + 0.2 = 0.30000000000000004"
+        );
+        assert_eq!(h.count(), 2);
+        // Values and durations add up in one sum.
+        h.observe(0.5);
+        assert!((h.sum() - 0.8).abs() < 1e-12, "{}", h.sum());
+        h.reset(&Buckets::default());
+        assert_eq!((h.sum(), h.count()), (0.0, 0));
+    }
 
     fn cumulative(h: &Histogram) -> Vec<u64> {
         let mut scratch = Scratch::default();
