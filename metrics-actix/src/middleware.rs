@@ -72,14 +72,14 @@ impl<S> MetricsMiddleware<S> {
             },
         )?;
         let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = HttpResponse::with_body(status, Bytes::new());
+        let mut response = HttpResponse::with_body(status, Bytes::from(wire.body));
         let headers = response.headers_mut();
         for (name, value) in &wire.headers {
             if let Ok(value) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), value);
             }
         }
-        Some(response.set_body(Bytes::from(wire.body)))
+        Some(response)
     }
 
     /// Starts recording `request`, with its route's answer to check after routing when it

@@ -35,8 +35,7 @@
 //! Prometheus text format and JSON show all of them.
 
 use crate::family::{FamilyRef, LabelsRef, Sink};
-use crate::metric::Exemplar;
-use crate::metric::{Number, ValueRef};
+use crate::metric::{Exemplar, Number, ValueRef};
 use crate::registry::Registry;
 
 use super::{write_escaped_label_value, write_f64, write_number};

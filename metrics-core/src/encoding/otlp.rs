@@ -5,8 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::kind::MetricKind;
-use crate::metric::Exemplar;
-use crate::metric::{Number, ValueRef};
+use crate::metric::{Exemplar, Number, ValueRef};
 use crate::Registry;
 
 /// An `ExportMetricsServiceRequest` with one resource and one scope.

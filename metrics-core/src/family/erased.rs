@@ -4,8 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::kind::MetricKind;
-use crate::metric::Metric;
-use crate::metric::Scratch;
+use crate::metric::{Metric, Scratch};
 
 use super::{FamilyCore, LabelsRef, Pairs, Sink};
 

@@ -51,11 +51,6 @@ impl AdapterOptions {
         self
     }
 
-    /// The recorder's options.
-    pub fn http_ref(&self) -> &HttpMetricsBuilder {
-        &self.http
-    }
-
     /// Sets the path of the metrics endpoint, or `None` to serve none.
     pub fn endpoint(mut self, path: Option<&str>) -> Self {
         self.endpoint = path.map(str::to_owned);

@@ -7,8 +7,7 @@ use crate::family::Family;
 use crate::http::route::UNMATCHED_ROUTE;
 use crate::metric::Buckets;
 use crate::registry::Registry;
-use crate::util::padded::CachePadded;
-use crate::util::shard::Shard;
+use crate::util::{padded::CachePadded, shard::Shard};
 
 use super::builder::HttpMetricsBuilder;
 use super::guard::RequestGuard;

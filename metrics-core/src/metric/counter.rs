@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::kind::MetricKind;
-use crate::metric::{sealed::Sealed, CachePadded, Metric};
-use crate::metric::{CounterRef, Number, Scratch, ValueRef};
-use crate::metric::{Exemplar, ExemplarSlot};
+use crate::metric::{sealed::Sealed, Metric};
+use crate::metric::{CounterRef, Exemplar, ExemplarSlot, Number, Scratch, ValueRef};
 use crate::util::clock::now_seconds;
+use crate::util::padded::CachePadded;
 
 /// What every counter series holds besides its value, in the same padded cache block.
 #[derive(Debug)]

@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::kind::MetricKind;
-use crate::metric::{sealed::Sealed, CachePadded, Metric};
+use crate::metric::{sealed::Sealed, Metric};
 use crate::metric::{Number, Scratch, ValueRef};
+use crate::util::padded::CachePadded;
 
 /// An integer gauge, such as requests in flight or queue depth.
 ///

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::kind::MetricKind;
-use crate::metric::{bucket_index, Buckets, HistogramRef, Scratch, ValueRef};
-use crate::metric::{sealed::Sealed, Metric};
-use crate::metric::{Exemplar, ExemplarSlot};
+use crate::metric::{
+    bucket_index, sealed::Sealed, Buckets, Exemplar, ExemplarSlot, HistogramRef, Metric, Scratch,
+    ValueRef,
+};
 use crate::util::clock::now_seconds;
 
 /// A histogram: observations counted into buckets, with their sum.

@@ -1,8 +1,7 @@
 //! Info metrics: one constant series whose labels carry facts, such as `build_info`.
 
 use crate::kind::MetricKind;
-use crate::metric::{sealed::Sealed, Metric};
-use crate::metric::{Scratch, ValueRef};
+use crate::metric::{sealed::Sealed, Metric, Scratch, ValueRef};
 
 /// The series of an info metric. Its value is always 1; its labels are the information.
 ///

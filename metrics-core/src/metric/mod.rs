@@ -65,5 +65,3 @@ pub(crate) mod sealed {
         fn read<'a>(&'a self, config: &'a Self::Config, scratch: &'a mut Scratch) -> ValueRef<'a>;
     }
 }
-
-pub(crate) use crate::util::padded::CachePadded;

@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::kind::MetricKind;
-use crate::metric::{sealed::Sealed, Metric};
-use crate::metric::{Scratch, SummaryRef, ValueRef};
+use crate::metric::{sealed::Sealed, Metric, Scratch, SummaryRef, ValueRef};
 
 /// Magnitudes below this are counted in the zero bucket.
 const MIN_INDEXABLE: f64 = 1e-9;

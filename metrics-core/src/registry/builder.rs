@@ -7,10 +7,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::family::{DenseFamily, DenseLabelSet, Family, FamilyCore, LabelSet, TypedFamily};
-use crate::metric::Info;
-use crate::metric::Metric;
-use crate::metric::Summary;
-use crate::metric::{Buckets, Histogram};
+use crate::metric::{Buckets, Histogram, Info, Metric, Summary};
 
 use super::register::Spec;
 use super::Registry;

@@ -10,11 +10,9 @@ use crate::collector::Collector;
 use crate::error::Error;
 use crate::family::{ErasedFamily, DEFAULT_SERIES_CAP};
 use crate::kind::MetricKind;
-use crate::metric::Metric;
-use crate::metric::{Buckets, Histogram};
-use crate::metric::{Counter, FloatCounter};
-use crate::metric::{FloatGauge, Gauge};
-use crate::metric::{Summary, SummaryConfig};
+use crate::metric::{
+    Buckets, Counter, FloatCounter, FloatGauge, Gauge, Histogram, Metric, Summary, SummaryConfig,
+};
 use crate::validate;
 
 mod builder;
