@@ -130,8 +130,11 @@ impl futures_core::Stream for CountingPayload {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         let item = ready!(this.inner.poll_next(cx));
-        if let Some(Ok(bytes)) = &item {
-            this.counter.add(bytes.len() as u64);
+        match &item {
+            Some(Ok(bytes)) => this.counter.add(bytes.len() as u64),
+            // The whole payload was read: its size is what was counted.
+            None => this.counter.end(),
+            Some(Err(_)) => {}
         }
         Poll::Ready(item)
     }

@@ -130,8 +130,15 @@ mod counting {
         ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
             let this = self.project();
             let frame = ready!(this.inner.poll_frame(cx));
-            if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
-                this.counter.add(data.len() as u64);
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.counter.add(data.len() as u64);
+                    }
+                }
+                // The whole body was read: its size is what was counted.
+                None => this.counter.end(),
+                Some(Err(_)) => {}
             }
             Poll::Ready(frame)
         }

@@ -525,6 +525,17 @@ async fn body_sizes_count_the_real_bytes_of_responses_and_requests() {
         .body(Body::from("ignored"))
         .unwrap();
     app.clone().oneshot(unread).await.unwrap();
+    // Declarations near u64::MAX: a body read to its end counts its bytes, an unread one the
+    // bounded declaration, and neither wraps the integer sum.
+    let hostile = "18446744073709551613";
+    for (route, body) in [("/echo", "hi"), ("/ignore", "unread")] {
+        let lie = Request::post(route)
+            .header("content-length", hostile)
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.clone().oneshot(lie).await.unwrap();
+        response.into_body().collect().await.unwrap();
+    }
 
     let size = |name: &str, method: &str, route: &str| {
         let labels = [("method", method), ("route", route)];
@@ -539,17 +550,20 @@ async fn body_sizes_count_the_real_bytes_of_responses_and_requests() {
     );
     assert_eq!(
         size("http_response_size_bytes", "POST", "/echo"),
-        (Some(8.0), Some(2.0))
+        (Some(10.0), Some(3.0))
     );
     assert_eq!(
         size("http_request_size_bytes", "POST", "/echo"),
-        (Some(8.0), Some(2.0)),
-        "the chunked upload, which declares no length, is measured by the bytes read"
+        (Some(10.0), Some(3.0)),
+        "the chunked upload, which declares no length, is measured by the bytes read, and so \
+         is a body read to its end whatever it declared"
     );
+    #[allow(clippy::cast_precision_loss)]
+    let limit = vitals_core::http::DECLARED_LENGTH_LIMIT as f64;
     assert_eq!(
         size("http_request_size_bytes", "POST", "/ignore"),
-        (Some(7.0), Some(1.0)),
-        "a body the handler did not read counts its declared length"
+        (Some(7.0 + limit), Some(2.0)),
+        "a body the handler did not read counts its declared length, at most the limit"
     );
 }
 

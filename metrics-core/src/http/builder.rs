@@ -71,6 +71,11 @@ impl HttpMetricsBuilder {
     }
 
     /// Also records request and response body sizes. Defaults to off.
+    ///
+    /// A request body read to its end records the bytes read; one the service left unread
+    /// records its declared `Content-Length`, believed up to
+    /// [`DECLARED_LENGTH_LIMIT`](super::DECLARED_LENGTH_LIMIT) (4 GiB), so that no header can
+    /// wrap the `_sum`.
     pub fn body_sizes(mut self, on: bool) -> Self {
         self.body_sizes = on;
         self

@@ -43,6 +43,16 @@ pub(super) enum RouteSlot {
 /// Request bytes not given yet.
 pub(super) const NO_BYTES: u64 = u64::MAX;
 
+/// The largest request body size a declared `Content-Length` is believed for: 4 GiB.
+///
+/// A body the service never read to its end is recorded by its declared length, which is
+/// only the client's claim: `Content-Length: 18446744073709551613` on a request answered 401
+/// unread would otherwise wrap the size histogram's integer `_sum`. Declarations count at most
+/// this much (far beyond the largest default bucket, 16 MiB), so the sum of a size histogram
+/// grows by at most 4 GiB per request and a lie costs one observation in `+Inf`, never the
+/// series. Bodies read to the end count their bytes read, whatever was declared.
+pub const DECLARED_LENGTH_LIMIT: u64 = 1 << 32;
+
 /// The status of a request whose response has not started.
 pub(super) const NO_STATUS: u16 = 0;
 
@@ -253,9 +263,10 @@ impl RequestGuard {
     }
 
     /// A counter for the adapter to add the request body's bytes to as the service reads
-    /// them. The size recorded is then the larger of the bytes read and the declared
-    /// `Content-Length`: a chunked upload is measured, and a body the handler did not read
-    /// still counts what was declared.
+    /// them, and to [`end`](BodyCounter::end) when the body reached its end. A body read to
+    /// its end records the bytes read; one the handler stopped reading early (or never read)
+    /// records the larger of the bytes read and the declared `Content-Length`, the latter at
+    /// most [`DECLARED_LENGTH_LIMIT`].
     pub fn count_request_body(&mut self) -> BodyCounter {
         self.sizes()
             .request_counter
@@ -282,7 +293,7 @@ impl RequestGuard {
 
     pub(super) fn declare_request_length(&mut self, content_length: Option<&str>) {
         if let Some(length) = content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
-            self.add_request_bytes(length);
+            self.add_request_bytes(length.min(DECLARED_LENGTH_LIMIT));
         }
     }
 
@@ -387,11 +398,13 @@ impl RequestGuard {
         }
     }
 
-    /// The request size to record: bytes read, declared length, or the larger of both.
+    /// The request size to record: the bytes read of a body read to its end; otherwise the
+    /// larger of the bytes read and the (bounded) declared length.
     pub(super) fn request_size(&self) -> Option<u64> {
         let sizes = self.sizes.as_deref()?;
         let declared = (sizes.request_bytes != NO_BYTES).then_some(sizes.request_bytes);
         match &sizes.request_counter {
+            Some(counter) if counter.ended() => Some(counter.get()),
             Some(counter) => Some(counter.get().max(declared.unwrap_or(0))),
             None => declared,
         }
@@ -498,17 +511,33 @@ pub(super) enum Remember<'a> {
 #[derive(Debug, Clone)]
 pub struct BodyCounter(Arc<AtomicU64>);
 
+/// The counter's top bit: the body reached its end. The bytes below it cannot reach it
+/// (2^63 bytes is more than any body).
+const BODY_ENDED: u64 = 1 << 63;
+
 impl BodyCounter {
     /// Adds `n` bytes read.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.fetch_add(n.min(BODY_ENDED - 1), Ordering::Relaxed);
+    }
+
+    /// The body reached its end: every byte of it was counted.
+    #[inline]
+    pub fn end(&self) {
+        self.0.fetch_or(BODY_ENDED, Ordering::Relaxed);
     }
 
     /// The bytes counted so far.
     #[must_use]
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed) & !BODY_ENDED
+    }
+
+    /// Whether the body reached its end.
+    #[must_use]
+    pub fn ended(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & BODY_ENDED != 0
     }
 }
 

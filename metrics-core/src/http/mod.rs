@@ -65,7 +65,7 @@ pub use builder::HttpMetricsBuilder;
 pub use endpoint::{
     accepts_gzip, endpoint_response, endpoint_response_with, EndpointResponse, WireResponse, VARY,
 };
-pub use guard::{BodyCounter, RequestGuard};
+pub use guard::{BodyCounter, RequestGuard, DECLARED_LENGTH_LIMIT};
 pub use hint::RouteHint;
 pub use recorder::HttpMetrics;
 pub use schema::Naming;

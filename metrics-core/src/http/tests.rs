@@ -677,3 +677,54 @@ fn hostile_methods_and_routes_never_panic_and_stay_bounded() {
         "methods are normalised before they are labels"
     );
 }
+
+#[test]
+fn a_hostile_declared_length_cannot_wrap_the_request_size_sum() {
+    let registry = Registry::new();
+    let metrics = HttpMetrics::builder(&registry)
+        .body_sizes(true)
+        .build()
+        .unwrap();
+    let sum = || {
+        value(
+            &registry,
+            "http_request_size_bytes_sum",
+            &[("method", "GET"), ("route", "/users/{id}")],
+        )
+        .unwrap()
+    };
+    // A body the handler never reads, declared near u64::MAX (behind an auth layer
+    // answering 401, say): it counts as the largest length a declaration is trusted for.
+    let mut guard = metrics.start("GET", route("/users/{id}"));
+    guard.declared_request_length(|| Some("18446744073709551613"));
+    guard.response(401);
+    guard.finish();
+    let after_the_lie = sum();
+    #[allow(clippy::cast_precision_loss)]
+    let limit = DECLARED_LENGTH_LIMIT as f64;
+    assert_eq!(after_the_lie, limit);
+    // Real requests afterwards still count to the byte.
+    for _ in 0..1_000 {
+        let mut guard = metrics.start("GET", route("/users/{id}"));
+        guard.declared_request_length(|| Some("100"));
+        guard.response(200);
+        guard.finish();
+    }
+    assert_eq!(sum() - after_the_lie, 100_000.0);
+    // A body read to its end counts the bytes read, whatever was declared.
+    let mut guard = metrics.start("GET", route("/users/{id}"));
+    guard.declared_request_length(|| Some("18446744073709551613"));
+    let counter = guard.count_request_body();
+    counter.add(7);
+    counter.end();
+    guard.response(200);
+    guard.finish();
+    assert_eq!(sum() - after_the_lie, 100_007.0);
+    // One stopped early counts what was read, or the declared length if larger, bounded.
+    let mut guard = metrics.start("GET", route("/users/{id}"));
+    guard.declared_request_length(|| Some("18446744073709551613"));
+    guard.count_request_body().add(7);
+    guard.response(413);
+    guard.finish();
+    assert_eq!(sum() - after_the_lie, 100_007.0 + limit);
+}
