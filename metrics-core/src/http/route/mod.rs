@@ -1,16 +1,19 @@
 //! Route templating for services without a router that names routes: `/users/123` becomes
 //! `/users/{id}`, and a raw path never becomes a label value.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+mod learned;
 
 use crate::error::Error;
+use learned::LearnedTemplates;
 
 /// The route label of requests that no route matched.
 pub const UNMATCHED_ROUTE: &str = "__unmatched__";
 
-/// How many templates the built-in rules may learn before new ones go to [`UNMATCHED_ROUTE`].
+/// How many templates the built-in rules keep at once.
 pub const DEFAULT_LEARNED_TEMPLATES: usize = 64;
+
+/// The most templates [`RouteTemplater::learned_templates`] keeps at once.
+pub const MAX_LEARNED_TEMPLATES: usize = 4096;
 
 /// Paths longer than this are not templated: they go to [`UNMATCHED_ROUTE`].
 const MAX_PATH_BYTES: usize = 512;
@@ -23,9 +26,19 @@ const MAX_PATH_BYTES: usize = 512;
 /// 2. Then built-in rules, segment by segment: digits become `{id}`, UUIDs `{uuid}`, hex
 ///    strings of 16 characters or more `{hex}`, and token-like strings (20 characters or more
 ///    of letters, digits, `-` and `_`, with letters and digits both) `{token}`.
-///    A path in which no segment was replaced is a raw path and gives [`UNMATCHED_ROUTE`], and
-///    only the first [`DEFAULT_LEARNED_TEMPLATES`] distinct templates are learned: a scanner
-///    sending a million random paths adds at most that many label values.
+///    A path in which no segment was replaced is a raw path and gives [`UNMATCHED_ROUTE`].
+/// 3. The templates the built-in rules make are bounded: at most [`DEFAULT_LEARNED_TEMPLATES`]
+///    are kept at once, and one that is not kept gives [`UNMATCHED_ROUTE`]. While there is
+///    room, a template is kept at once. When there is none, a new template is kept once it
+///    has been asked for at least twice and more often than the least used template kept,
+///    which it then replaces; counts fade over time. A scanner whose paths are each sent once
+///    adds at most the cap in label values, however many it sends, and cannot keep out a
+///    route clients really use: a route that arrives after the scanner is kept by its second
+///    request. (What a family does with many label values over time is bounded by its series
+///    cap.) Memory is fixed by the cap: 144 bytes per kept template, nothing per request.
+///
+/// Looking up a template takes no lock: a templated request costs a few atomic loads besides
+/// the template's own string.
 ///
 /// ```
 /// use vitals_core::route::{RouteTemplater, UNMATCHED_ROUTE};
@@ -46,8 +59,8 @@ const MAX_PATH_BYTES: usize = 512;
 #[derive(Debug)]
 pub struct RouteTemplater {
     patterns: Vec<Pattern>,
-    learned: Mutex<HashSet<String>>,
-    learn_cap: usize,
+    /// `None`: the built-in rules are off.
+    learned: Option<LearnedTemplates>,
 }
 
 impl Default for RouteTemplater {
@@ -76,8 +89,7 @@ impl RouteTemplater {
     pub fn new() -> Self {
         Self {
             patterns: Vec::new(),
-            learned: Mutex::new(HashSet::new()),
-            learn_cap: DEFAULT_LEARNED_TEMPLATES,
+            learned: Some(LearnedTemplates::new(DEFAULT_LEARNED_TEMPLATES)),
         }
     }
 
@@ -92,11 +104,12 @@ impl RouteTemplater {
         Ok(self)
     }
 
-    /// Sets how many templates the built-in rules may learn. Defaults to
-    /// [`DEFAULT_LEARNED_TEMPLATES`]; 0 turns the built-in rules off.
+    /// Sets how many templates the built-in rules keep at once: rounded up to a multiple of 8,
+    /// at most [`MAX_LEARNED_TEMPLATES`]. Defaults to [`DEFAULT_LEARNED_TEMPLATES`]; 0 turns
+    /// the built-in rules off.
     #[must_use]
     pub fn learned_templates(mut self, cap: usize) -> Self {
-        self.learn_cap = cap;
+        self.learned = (cap > 0).then(|| LearnedTemplates::new(cap.min(MAX_LEARNED_TEMPLATES)));
         self
     }
 
@@ -111,9 +124,9 @@ impl RouteTemplater {
         if let Some(pattern) = self.patterns.iter().find(|p| p.matches(&segments)) {
             return pattern.template.clone();
         }
-        if self.learn_cap == 0 {
+        let Some(learned) = &self.learned else {
             return UNMATCHED_ROUTE.to_owned();
-        }
+        };
         let mut replaced = false;
         let templated: Vec<&str> = segments
             .iter()
@@ -129,15 +142,11 @@ impl RouteTemplater {
             return UNMATCHED_ROUTE.to_owned();
         }
         let template = format!("/{}", templated.join("/"));
-        let mut learned = self.learned.lock().unwrap_or_else(PoisonError::into_inner);
-        if learned.contains(&template) {
-            return template;
+        if learned.admit(&template) {
+            template
+        } else {
+            UNMATCHED_ROUTE.to_owned()
         }
-        if learned.len() >= self.learn_cap {
-            return UNMATCHED_ROUTE.to_owned();
-        }
-        learned.insert(template.clone());
-        template
     }
 }
 
@@ -256,6 +265,8 @@ fn is_uuid(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
@@ -313,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn a_scanner_adds_a_bounded_number_of_templates() {
+    fn a_scanner_adds_no_more_templates_than_the_cap() {
         let t = RouteTemplater::new().learned_templates(8);
         let mut seen = HashSet::new();
         for i in 0..10_000u32 {
@@ -327,5 +338,88 @@ mod tests {
             seen.len()
         );
         assert!(seen.contains(UNMATCHED_ROUTE));
+    }
+}
+
+#[cfg(test)]
+mod admission_tests {
+    use super::*;
+
+    #[test]
+    fn a_scanner_that_came_first_cannot_keep_a_real_route_out() {
+        let t = RouteTemplater::new();
+        for i in 0..64 {
+            let _ = t.template(&format!("/scan{i}/1"));
+        }
+        let answers: Vec<String> = (0..100).map(|_| t.template("/orders/123")).collect();
+        let first = answers
+            .iter()
+            .position(|a| a == "/orders/{id}")
+            .expect("the route is learned");
+        assert!(
+            first <= 2,
+            "learned by its third request, not its {}th",
+            first + 1
+        );
+        assert!(answers[first..].iter().all(|a| a == "/orders/{id}"));
+    }
+
+    #[test]
+    fn a_busy_route_stays_learned_through_an_endless_scan() {
+        let t = RouteTemplater::new();
+        let mut routes = 0;
+        for i in 0..50_000u32 {
+            if i % 10 == 0 {
+                let answer = t.template(&format!("/orders/{i}"));
+                // Warm-up: the first few requests may arrive while the scanner holds the set.
+                if i >= 100 {
+                    assert_eq!(answer, "/orders/{id}", "request {i}");
+                    routes += 1;
+                }
+            } else {
+                // Every scanner path is new, and each is a new template.
+                let _ = t.template(&format!("/probe{i}/1"));
+            }
+        }
+        assert_eq!(routes, 4_990);
+        let learned = t.learned.as_ref().unwrap();
+        assert!(learned.learned() <= 64, "{}", learned.learned());
+        assert!(learned.holds("/orders/{id}"));
+    }
+
+    #[test]
+    fn templates_are_learned_up_to_the_cap_and_shared_across_threads() {
+        let t = std::sync::Arc::new(RouteTemplater::new().learned_templates(16));
+        let threads: Vec<_> = (0..4)
+            .map(|n| {
+                let t = std::sync::Arc::clone(&t);
+                std::thread::spawn(move || {
+                    (0..2_000)
+                        .map(|i| t.template(&format!("/t{}/{n}", i % 40)))
+                        .filter(|a| a != UNMATCHED_ROUTE)
+                        .count()
+                })
+            })
+            .collect();
+        let templated: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+        assert!(templated > 0);
+        let learned = t.learned.as_ref().unwrap();
+        assert_eq!(
+            learned.learned(),
+            16,
+            "the table is full, and holds no template twice"
+        );
+        let held = (0..40)
+            .filter(|i| learned.holds(&format!("/t{i}/{{id}}")))
+            .count();
+        assert_eq!(held, 16);
+    }
+
+    #[test]
+    fn the_cap_is_bounded_and_zero_turns_learning_off() {
+        let off = RouteTemplater::new().learned_templates(0);
+        assert_eq!(off.template("/orders/1"), UNMATCHED_ROUTE);
+        let huge = RouteTemplater::new().learned_templates(usize::MAX);
+        assert_eq!(huge.template("/orders/1"), "/orders/{id}");
     }
 }
