@@ -254,3 +254,126 @@ async fn clients_that_go_away_mid_scrape_do_not_disturb_the_next_scrape() {
     assert!(after.text().contains("jobs_total{queue=\"emails\"} 42\n"));
     server.shutdown().await;
 }
+
+/// Reads until the server closes the connection (or `limit` passes, which fails the caller's
+/// assertion); returns what it answered.
+fn read_until_closed(stream: &mut std::net::TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => Some(answer),
+        // A reset is a close too.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(answer),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_cut_off_and_cannot_take_every_connection() {
+    use std::io::Write as _;
+    let registry = registry();
+    let server = Exporter::new(&registry)
+        .address(local())
+        .header_read_timeout(Duration::from_millis(300))
+        .max_connections(8)
+        .start()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let outcome = blocking(move || {
+        // Slowloris: twice the cap of connections that never finish their headers.
+        let mut slow: Vec<std::net::TcpStream> = (0..16)
+            .map(|_| {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                    .unwrap();
+                stream
+            })
+            .collect();
+        // The first eight are served, and closed at the header timeout; the others wait in
+        // the backlog, and are then served and closed in turn.
+        let closed = slow
+            .iter_mut()
+            .map(|s| read_until_closed(s, Duration::from_secs(20)))
+            .filter(Option::is_some)
+            .count();
+        // A kept-alive connection that goes quiet after its scrape is closed as well.
+        let mut idle = std::net::TcpStream::connect(addr).unwrap();
+        idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let answered = read_until_closed(&mut idle, Duration::from_secs(20));
+        (closed, answered, get(addr, "/metrics", &[]).unwrap())
+    })
+    .await;
+    let (closed, answered, after) = outcome;
+    assert_eq!(closed, 16, "every slow client was cut off");
+    let answered =
+        String::from_utf8_lossy(&answered.expect("the idle connection was closed")).into_owned();
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(answered.contains("jobs_total{queue=\"emails\"} 42"));
+    assert_eq!(after.status, 200, "and the exporter still answers");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_beyond_the_connection_cap_wait_and_are_then_served() {
+    use std::io::Write as _;
+    let registry = registry();
+    let server = Exporter::new(&registry)
+        .address(local())
+        .header_read_timeout(Duration::from_secs(60))
+        .max_connections(2)
+        .start()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let (waited, served) = blocking(move || {
+        // Two connections take both places and send nothing.
+        let holders: Vec<_> = (0..2)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        // Give the server the moment it needs to accept both.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut third = std::net::TcpStream::connect(addr).unwrap();
+        third
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        // While both places are taken, the third is not answered.
+        let waited = read_until_closed(&mut third, Duration::from_millis(500)).is_none();
+        drop(holders);
+        let served = read_until_closed(&mut third, Duration::from_secs(20));
+        (waited, served)
+    })
+    .await;
+    assert!(waited, "the third client waits while the cap is reached");
+    let served =
+        String::from_utf8_lossy(&served.expect("served once a place is free")).into_owned();
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_past_its_age_is_closed_after_its_answer() {
+    use std::io::Write as _;
+    let registry = registry();
+    let server = Exporter::new(&registry)
+        .address(local())
+        .connection_max_age(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let answers = blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        // Kept alive, quiet, and closed at its age although the header timeout is 10 s.
+        read_until_closed(&mut stream, Duration::from_secs(8))
+    })
+    .await;
+    let answers = String::from_utf8_lossy(&answers.expect("closed at its age")).into_owned();
+    assert_eq!(answers.matches("HTTP/1.1 200").count(), 1, "{answers}");
+    server.shutdown().await;
+}

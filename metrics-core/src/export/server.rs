@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +12,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::encoding::openmetrics::EncodeOptions;
@@ -23,8 +23,20 @@ use crate::Registry;
 
 /// The port OpenTelemetry's Prometheus exporters use by default.
 pub const DEFAULT_PORT: u16 = 9464;
-/// How long [`RunningExporter::shutdown`] waits for scrapes in progress.
+/// How long [`RunningExporter::shutdown`] waits for scrapes in progress, and a connection past
+/// its age for its answer in progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The default time a client has to send a request's headers, or to start the next request
+/// on a kept-alive connection.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default number of connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// The default age at which a connection is closed (after the answer in progress).
+pub const DEFAULT_CONNECTION_MAX_AGE: Duration = Duration::from_secs(120);
+/// How many scrapes encode at once: each holds its exposition (and its gzip copy) while it
+/// is written, so this bounds the exporter's memory to a few expositions whatever the number
+/// of clients.
+const CONCURRENT_ENCODES: usize = 4;
 
 /// Serves a registry's metrics over HTTP: `GET /metrics` in the format the client's `Accept`
 /// header asks for ([`Format::from_accept`](crate::encoding::Format::from_accept)), gzipped when its `Accept-Encoding` allows,
@@ -32,6 +44,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 ///
 /// It binds `127.0.0.1:9464` unless told otherwise: exposing metrics beyond the machine is a
 /// decision to make explicitly.
+///
+/// It is bounded against slow and numerous clients: a client has
+/// [`header_read_timeout`](Self::header_read_timeout) (10 s) to send its request's headers,
+/// or to start its next request on a kept-alive connection; at most
+/// [`max_connections`](Self::max_connections) (64) are served at once, and further clients
+/// wait in the listen backlog; a connection is closed at
+/// [`connection_max_age`](Self::connection_max_age) (2 min), after the answer in progress,
+/// which bounds slow readers. Encoding runs on tokio's blocking threads, at most 4 scrapes at
+/// once, so a large registry neither stalls the runtime's other tasks nor holds more than four
+/// expositions in memory.
 ///
 /// ```no_run
 /// use vitals_core::{exporter::Exporter, Registry};
@@ -58,6 +80,9 @@ pub struct Exporter {
     path: String,
     authorization: Option<String>,
     openmetrics: EncodeOptions,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    connection_max_age: Duration,
 }
 
 impl Exporter {
@@ -69,7 +94,33 @@ impl Exporter {
             path: "/metrics".to_owned(),
             authorization: None,
             openmetrics: EncodeOptions::default(),
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            connection_max_age: DEFAULT_CONNECTION_MAX_AGE,
         }
+    }
+
+    /// Sets how long a client has to send a request's headers, or to start its next request
+    /// on a kept-alive connection, before the connection is closed. Defaults to
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`] (10 s).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets how many connections are served at once (at least 1); more clients wait in the
+    /// listen backlog until one closes. Defaults to [`DEFAULT_MAX_CONNECTIONS`] (64).
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// Sets the age at which a connection is closed, once its answer in progress is written
+    /// (or 5 s later, for a client that does not read it). Defaults to
+    /// [`DEFAULT_CONNECTION_MAX_AGE`] (2 min).
+    pub fn connection_max_age(mut self, age: Duration) -> Self {
+        self.connection_max_age = age;
+        self
     }
 
     /// Sets the address to listen on; port 0 picks a free one (see
@@ -165,39 +216,101 @@ impl Drop for RunningExporter {
 }
 
 async fn serve(listener: TcpListener, config: Arc<Exporter>, mut stopped: oneshot::Receiver<()>) {
-    let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(config.max_connections));
+    let encoders = Arc::new(Semaphore::new(CONCURRENT_ENCODES));
+    let (stopping, stop_signal) = watch::channel(false);
     loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // A failed accept (out of descriptors, a reset before accept) is the client's
-                // or the moment's problem, not a reason to stop serving; pause to avoid spinning.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+        // A connection is accepted only when it can be served: at the cap, clients wait in
+        // the listen backlog rather than in memory.
+        let accepted = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => tokio::select! {
+                    accepted = listener.accept() => Some((accepted, permit)),
+                    _ = &mut stopped => None,
+                },
+                Err(_) => None,
             },
-            _ = &mut stopped => break,
+            _ = &mut stopped => None,
         };
-        let config = Arc::clone(&config);
-        let service = hyper::service::service_fn(move |request| {
-            let config = Arc::clone(&config);
-            async move { Ok::<_, Infallible>(respond(&config, &request)) }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let Some((accepted, permit)) = accepted else {
+            break;
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // A failed accept (out of descriptors, a reset before accept) is the client's or
+            // the moment's problem, not a reason to stop serving; pause to avoid spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let connection = serve_connection(
+            stream,
+            Arc::clone(&config),
+            Arc::clone(&encoders),
+            stop_signal.clone(),
+        );
         tokio::spawn(async move {
-            // A client that goes away mid-scrape ends its connection with an error: nothing
-            // to report, nothing lost.
-            let _ = connection.await;
+            connection.await;
+            drop(permit);
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    let _ = stopping.send(true);
+    // Every connection holds a permit until it is done: all are back when all are closed.
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.acquire_many(all)).await;
 }
 
-fn respond(config: &Exporter, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// Serves one connection until the client closes it, it idles or stalls past the header
+/// timeout, it reaches its age, or the server stops; in the last two cases the answer in
+/// progress is finished first, for at most [`SHUTDOWN_GRACE`].
+async fn serve_connection(
+    stream: TcpStream,
+    config: Arc<Exporter>,
+    encoders: Arc<Semaphore>,
+    mut stop_signal: watch::Receiver<bool>,
+) {
+    let (age, header_timeout) = (config.connection_max_age, config.header_read_timeout);
+    let service = hyper::service::service_fn(move |request| {
+        let config = Arc::clone(&config);
+        let encoders = Arc::clone(&encoders);
+        async move { Ok::<_, Infallible>(respond_off_runtime(config, encoders, request).await) }
+    });
+    let mut connection = pin!(hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service));
+    // A client that goes away mid-scrape, or stalls, ends its connection with an error:
+    // nothing to report, nothing lost.
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        () = tokio::time::sleep(age) => {}
+        _ = stop_signal.wait_for(|stopping| *stopping) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+}
+
+/// Answers on tokio's blocking threads, at most [`CONCURRENT_ENCODES`] at once: encoding a
+/// large registry takes milliseconds that the runtime's workers owe to other tasks.
+async fn respond_off_runtime(
+    config: Arc<Exporter>,
+    encoders: Arc<Semaphore>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let Ok(_encoding) = encoders.acquire_owned().await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    };
+    // The body is not needed: only the head moves to the blocking thread.
+    let (head, _) = request.into_parts();
+    let request = Request::from_parts(head, ());
+    tokio::task::spawn_blocking(move || respond(&config, &request))
+        .await
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"))
+}
+
+fn respond(config: &Exporter, request: &Request<()>) -> Response<Full<Bytes>> {
     if request.uri().path() != config.path {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
