@@ -164,7 +164,7 @@ pub use kind::MetricKind;
 pub use metric::{
     Buckets, Counter, CounterRef, Exemplar, FloatCounter, FloatGauge, Gauge, GaugeGuard, Histogram,
     HistogramRef, HistogramTimer, Info, Metric, MetricValue, Number, Summary, SummaryConfig,
-    SummaryRef, ValueRef, EXEMPLAR_MAX_CHARS,
+    SummaryRef, ValueRef, EXEMPLAR_MAX_CHARS, MIN_SUMMARY_ACCURACY,
 };
 pub use registry::{FamilyBuilder, InfoBuilder, MetricBuilder, Registry, TypedFamilyBuilder};
 

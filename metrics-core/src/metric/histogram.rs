@@ -63,13 +63,16 @@ struct HistogramCore {
 }
 
 impl Histogram {
-    /// Records one observation.
+    /// Records one observation. An infinite or NaN one is counted (in `+Inf`, or for `-Inf`
+    /// in the first bucket) but left out of `_sum`, which it would otherwise ruin for good.
     #[inline]
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
         let index = bucket_index(&core.bounds, v);
         core.counts[index].fetch_add(1, Ordering::Relaxed);
-        if !v.is_nan() {
+        // An infinite or NaN observation would make the sum infinite or NaN for the life of
+        // the series: it is counted, in its bucket, and left out of the sum.
+        if v.is_finite() {
             crate::util::atomic::add_f64(&core.sum_bits, v);
         }
     }
@@ -237,6 +240,16 @@ impl Sealed for Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn infinite_and_nan_observations_are_counted_but_kept_out_of_the_sum() {
+        let h = Histogram::create(&Buckets::new([1.0]).unwrap());
+        for v in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.5, 0.5] {
+            h.observe(v);
+        }
+        assert_eq!(h.count(), 5);
+        assert_eq!(h.sum(), 2.0, "the sum of the finite observations");
+    }
 
     #[test]
     fn observed_durations_sum_exactly() {

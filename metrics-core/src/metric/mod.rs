@@ -21,7 +21,7 @@ pub use gauge::{FloatGauge, Gauge, GaugeGuard};
 pub use histogram::{Histogram, HistogramTimer};
 pub use info::Info;
 pub(crate) use sealed::Scratch;
-pub use summary::{Summary, SummaryConfig};
+pub use summary::{Summary, SummaryConfig, MIN_ACCURACY as MIN_SUMMARY_ACCURACY};
 pub use value::{CounterRef, HistogramRef, MetricValue, Number, SummaryRef, ValueRef};
 
 use std::fmt;

@@ -13,6 +13,10 @@ const MIN_INDEXABLE: f64 = 1e-9;
 const MIN_BUCKET_CAP: usize = 4096;
 /// The ratio of magnitudes a sketch keeps within the bound, whatever its accuracy.
 const KEPT_RANGE: f64 = 1e18;
+/// The finest relative accuracy a summary may ask for (`MetricBuilder::accuracy`): 0.01 %. Its sketches keep at most
+/// about 207,000 buckets (1.6 MiB) per age bucket and sign, and every bucket index of a
+/// double fits an `i32` with room to spare.
+pub const MIN_ACCURACY: f64 = 1e-4;
 
 /// What a summary series is built from; set through the registration builder.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,9 +75,12 @@ impl SummaryConfig {
     }
 
     pub(crate) fn set_accuracy(&mut self, accuracy: f64) -> Result<(), Error> {
-        if accuracy.is_nan() || accuracy <= 0.0 || accuracy >= 1.0 {
+        if accuracy.is_nan() || !(MIN_ACCURACY..1.0).contains(&accuracy) {
             return Err(Error::InvalidSummary {
-                reason: format!("relative accuracy must be in (0, 1), not {accuracy}"),
+                reason: format!(
+                    "relative accuracy must be at least {MIN_ACCURACY} and below 1, not \
+                     {accuracy}"
+                ),
             });
         }
         self.accuracy = accuracy;
@@ -105,7 +112,9 @@ impl SummaryConfig {
 /// age bucket span a ratio above 10^18 (10^35 at the default `α = 0.01`), the smallest of them
 /// are merged and lose the bound. That cap also bounds memory: at most
 /// `max(4096, ln(10^18) / ln γ)` counters per age bucket and sign (4096 at `α = 0.01`, about
-/// 20,700 at `α = 0.001`), allocated only as far as the observed range needs.
+/// 20,700 at `α = 0.001`, about 207,000 at the finest accuracy allowed,
+/// [`MIN_SUMMARY_ACCURACY`](crate::MIN_SUMMARY_ACCURACY) `= 0.0001`), allocated only as far as
+/// the observed range needs.
 ///
 /// The default accuracy is 1% (`α = 0.01`), the default window 10 minutes in 5 age buckets,
 /// and the default quantiles 0.5, 0.9 and 0.99.
@@ -140,7 +149,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Records one observation. NaN is counted in `_count` only.
+    /// Records one observation. NaN is counted in `_count` only; ±Inf is counted in `_count`
+    /// and the quantiles (as the largest magnitude) but left out of `_sum`, which it would
+    /// otherwise ruin for good.
     pub fn observe(&self, v: f64) {
         self.observe_at(v, Instant::now());
     }
@@ -155,7 +166,9 @@ impl Summary {
         window.rotate(now);
         window.count += 1;
         if !v.is_nan() {
-            window.sum += v;
+            if v.is_finite() {
+                window.sum += v;
+            }
             let head = window.head;
             window.sketches[head].add(v);
         }
@@ -345,8 +358,8 @@ impl Sketch {
         Self {
             gamma,
             ln_gamma: gamma.ln(),
-            // Capped at 2^24 so that an absurdly fine accuracy cannot ask for gigabytes.
-            max_buckets: needed.clamp(MIN_BUCKET_CAP, 1 << 24),
+            // At most about 207,000, at the finest accuracy allowed.
+            max_buckets: needed.max(MIN_BUCKET_CAP),
             positive: Store::default(),
             negative: Store::default(),
             zero: 0,
@@ -463,6 +476,39 @@ mod tests {
 
     fn summary(config: &SummaryConfig) -> Summary {
         Summary::create(config)
+    }
+
+    #[test]
+    fn infinite_observations_are_counted_but_kept_out_of_the_sum() {
+        let s = summary(&SummaryConfig::default());
+        for v in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.5, 0.5] {
+            s.observe(v);
+        }
+        assert_eq!(s.count(), 5);
+        assert_eq!(s.sum(), 2.0, "the sum of the finite observations");
+        assert!(s.quantile(1.0) > 1e300, "the largest observation was +Inf");
+    }
+
+    #[test]
+    fn accuracy_finer_than_the_bound_is_refused_so_memory_stays_bounded() {
+        let mut c = SummaryConfig::default();
+        assert!(c.set_accuracy(1e-9).is_err());
+        assert!(c.set_accuracy(MIN_ACCURACY / 2.0).is_err());
+        c.set_accuracy(MIN_ACCURACY).unwrap();
+        // The finest accuracy allowed, across the whole range of doubles: no overflow, and the
+        // store stays within its cap.
+        let s = summary(&c);
+        for v in [1e-9, 1e300, f64::INFINITY, f64::MAX, 2e-9] {
+            s.observe(v);
+        }
+        let window = s.core.lock().unwrap();
+        let store = &window.sketches[window.head].positive;
+        assert!(store.counts.len() <= window.sketches[window.head].max_buckets);
+        assert!(
+            store.counts.len() * 8 <= 2 << 20,
+            "{} buckets",
+            store.counts.len()
+        );
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl MetricBuilder<'_, Summary> {
         self.set(result)
     }
 
-    /// Sets the relative accuracy `α` of the quantiles, in `(0, 1)`. Defaults to 0.01.
+    /// Sets the relative accuracy `α` of the quantiles, at least
+    /// [`MIN_SUMMARY_ACCURACY`](crate::MIN_SUMMARY_ACCURACY) (0.0001) and below 1, which bounds
+    /// a series' memory. Defaults to 0.01.
     pub fn accuracy(mut self, accuracy: f64) -> Self {
         let result = self.config.set_accuracy(accuracy);
         self.set(result)
