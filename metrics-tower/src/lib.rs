@@ -97,6 +97,28 @@
 //!   the inner service `500`; the in-flight gauge always returns to zero. Upgraded connections
 //!   (WebSocket) are counted but kept out of the latency histogram.
 //!
+//! **Put the metrics layer outside the layers that answer for the handler** (timeouts,
+//! load shedding, concurrency limits, authentication): with axum, add it last. A layer outside
+//! it that answers on its own, such as tower-http's `TimeoutLayer`, drops the metrics layer's
+//! future, and a dropped future carries no status: the request is recorded as `499`, what a
+//! client that went away looks like, although the client got the outer layer's 408 or 503.
+//! Inside, the timeout's answer passes through the metrics layer and is recorded as it is.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{http::StatusCode, routing::get, Router};
+//! use tower_http::timeout::TimeoutLayer;
+//! use vitals_tower::MetricsLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(TimeoutLayer::with_status_code(
+//!         StatusCode::REQUEST_TIMEOUT,
+//!         Duration::from_secs(10),
+//!     ))
+//!     .layer(MetricsLayer::new()); // added last, so outermost: it records the 408s too
+//! ```
+//!
 //! `Router::layer` wraps each route's handler in a service of its own, and each such service
 //! keeps its route's series (through [`vitals_core::http::RouteHint`]): a request routed by
 //! axum goes straight to them, with no labels hashed. Routes from the templater vary from

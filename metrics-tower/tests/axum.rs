@@ -788,3 +788,40 @@ async fn nested_services_share_the_unmatched_value_unless_a_templater_names_them
         "no raw path"
     );
 }
+
+#[tokio::test]
+async fn a_timeout_inside_the_layer_is_recorded_as_answered_and_one_outside_cannot_be() {
+    use tower_http::timeout::TimeoutLayer;
+    let slow = || {
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "late"
+        })
+    };
+    let timeout =
+        || TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_millis(50));
+
+    // The recommended order: the timeout inside (added first), so its answer passes through
+    // the metrics layer like any other.
+    let registry = Registry::new();
+    let inside = Router::new()
+        .route("/slow", slow())
+        .layer(timeout())
+        .layer(layer(&registry));
+    let (status, _) = send(&inside, "GET", "/slow").await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(total(&registry, "GET", "/slow", "408"), Some(1.0));
+
+    // The timeout outside drops the metrics layer's future: the layer never sees an answer, and
+    // records what a dropped request is, 499 (documented, with the order to use instead).
+    let registry = Registry::new();
+    let outside = Router::new()
+        .route("/slow", slow())
+        .layer(layer(&registry))
+        .layer(timeout());
+    let (status, _) = send(&outside, "GET", "/slow").await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(total(&registry, "GET", "/slow", "408"), None);
+    assert_eq!(total(&registry, "GET", "/slow", "499"), Some(1.0));
+    assert_eq!(in_flight(&registry, "GET", "/slow"), Some(0.0));
+}
