@@ -34,8 +34,9 @@
 //! | `macros` | yes | [`instrumented`]: calls, errors, in-flight and latency of any function |
 //! | `http` | no | `#[instrumented]` counts `http` responses with a 5xx status as errors (axum's types) |
 //! | `actix-web` | no | `#[instrumented]` counts actix-web responses with a 5xx status as errors |
-//! | `otlp` | no | `otlp::OtlpExporter`: OTLP/HTTP protobuf export to an OpenTelemetry collector, periodic with a final flush |
-//! | `push` | no | `push::Pushgateway`: push, push-add and delete for batch jobs |
+//! | `otlp` | no | `otlp::OtlpExporter`: OTLP/HTTP protobuf export to an OpenTelemetry collector, periodic with a final flush, retries, gzip, `from_env()` |
+//! | `push` | no | `push::Pushgateway`: push, push-add and delete for batch jobs, with retries and gzip |
+//! | `tls` | no | `https://` endpoints for `push` and `otlp`: rustls (`ring`) and Mozilla's roots, plus any you add; no OpenSSL |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
 //! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vitals_core::otlp::{OtlpExporter, PushError};
+use vitals_core::otlp::{OtlpExporter, PushError, Retry};
 use vitals_core::{Buckets, Registry};
 use vitals_tests::http::CaptureServer;
 use vitals_tests::prometheus::poll;
@@ -75,6 +75,9 @@ async fn exports_decode_to_what_was_recorded_and_failures_are_counted() {
         .service_name("checkout")
         .resource_attribute("deployment.environment", "test")
         .header("x-tenant", "blue")
+        .unwrap()
+        // The refusal is counted as a failure only when it is not retried.
+        .retry(Retry::never())
         .interval(Duration::from_millis(100))
         .start()
         .expect("inside a tokio runtime");
@@ -114,7 +117,8 @@ async fn the_protobuf_decodes_to_every_metric_type_exactly() {
         .unwrap()
         .service_name("checkout")
         .resource_attribute("deployment.environment", "test")
-        .header("x-tenant", "blue");
+        .header("x-tenant", "blue")
+        .unwrap();
     exporter.export().await.unwrap();
     let request = collector.requests().pop().expect("one export arrived");
     assert_eq!(request.request_line, "POST /v1/metrics HTTP/1.1");

@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use vitals_core::push::{PushError, Pushgateway};
+use vitals_core::push::{PushError, Pushgateway, Retry};
 use vitals_core::Registry;
 use vitals_tests::http::get;
 use vitals_tests::prometheus::PushgatewayServer;
@@ -139,12 +139,14 @@ async fn a_refusing_down_or_slow_gateway_is_a_clear_error_and_loses_nothing() {
     }
     assert!(err.to_string().contains("400"), "{err}");
 
-    // Nothing listens: a connection error, quickly.
+    // Nothing listens: a connection error, quickly (retries are the fault suite's subject).
     let closed = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let down = Pushgateway::new(&format!("http://{closed}")).unwrap();
+    let down = Pushgateway::new(&format!("http://{closed}"))
+        .unwrap()
+        .retry(Retry::never());
     let err = down.push(&registry, "down", &[]).await.unwrap_err();
     assert!(matches!(err, PushError::Connect(_)), "{err}");
 
@@ -152,7 +154,8 @@ async fn a_refusing_down_or_slow_gateway_is_a_clear_error_and_loses_nothing() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let slow = Pushgateway::new(&format!("http://{}", silent.local_addr().unwrap()))
         .unwrap()
-        .timeout(Duration::from_millis(300));
+        .timeout(Duration::from_millis(300))
+        .retry(Retry::never());
     let err = slow.push(&registry, "slow", &[]).await.unwrap_err();
     assert!(matches!(err, PushError::Timeout(_)), "{err}");
     drop(silent);
@@ -164,5 +167,23 @@ async fn a_refusing_down_or_slow_gateway_is_a_clear_error_and_loses_nothing() {
     assert_eq!(
         value(&samples, "jobs_total", &[("job", "recovered")]),
         Some(2.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzipped_pushes_are_read_by_a_real_pushgateway() {
+    let server = PushgatewayServer::start();
+    let gateway = Pushgateway::new(&server.url()).unwrap().gzip(true);
+    let registry = Registry::new();
+    registry
+        .counter("rows", "Rows.")
+        .register()
+        .unwrap()
+        .inc_by(12_345);
+    gateway.push(&registry, "gzipped", &[]).await.unwrap();
+    let samples = served(server.addr()).await;
+    assert_eq!(
+        value(&samples, "rows_total", &[("job", "gzipped")]),
+        Some(12_345.0)
     );
 }

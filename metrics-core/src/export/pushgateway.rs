@@ -7,7 +7,7 @@ use hyper::Method;
 
 use crate::encoding::text;
 use crate::export::client::HttpTarget;
-pub use crate::export::client::PushError;
+pub use crate::export::client::{PushError, Retry};
 use crate::Registry;
 
 /// A Pushgateway, for metrics of jobs that end before a scrape would see them.
@@ -35,19 +35,20 @@ pub struct Pushgateway {
 }
 
 impl Pushgateway {
-    /// A gateway at `url` (`http://host:port`, optionally with a base path).
+    /// A gateway at `url` (`http[s]://host[:port]`, optionally with a base path and a query).
     ///
     /// # Errors
     ///
-    /// [`PushError::InvalidUrl`] when the URL is not `http://host[:port][/path]`. HTTPS is not
-    /// supported (no TLS stack is built in); reach a TLS gateway through a local proxy.
+    /// [`PushError::InvalidUrl`] when the URL would not give a correct request (user info, a
+    /// fragment, a bad port, spaces); [`PushError::Tls`] for `https://` without the `tls`
+    /// feature.
     pub fn new(url: &str) -> Result<Self, PushError> {
         Ok(Self {
             target: HttpTarget::new(url)?,
         })
     }
 
-    /// Sets how long one request may take, connecting included. Defaults to 10 seconds.
+    /// Sets how long one attempt may take, connecting included. Defaults to 10 seconds.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.target.timeout = timeout;
@@ -55,10 +56,53 @@ impl Pushgateway {
     }
 
     /// Sends `Authorization: Bearer <token>`.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::InvalidHeader`] when the token holds a newline or control character.
+    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Result<Self, PushError> {
+        self.target.bearer_token(token.as_ref())?;
+        Ok(self)
+    }
+
+    /// Adds a header to every request (a tenant, for a multi-tenant gateway). Defaults to none.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::InvalidHeader`] when the name or value cannot be sent.
+    pub fn header(
+        mut self,
+        name: impl AsRef<str>,
+        value: impl AsRef<str>,
+    ) -> Result<Self, PushError> {
+        self.target.header(name.as_ref(), value.as_ref())?;
+        Ok(self)
+    }
+
+    /// Gzips request bodies (`Content-Encoding: gzip`), which the Pushgateway accepts.
+    /// Defaults to off.
     #[must_use]
-    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
-        self.target.bearer_token(token.as_ref());
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.target.gzip = on;
         self
+    }
+
+    /// Sets how failed pushes are retried. Defaults to [`Retry::default`].
+    #[must_use]
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.target.retry = retry;
+        self
+    }
+
+    /// Also trusts the PEM certificates in `pem` (a private CA) for an `https://` gateway.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Tls`] when `pem` holds no valid certificate.
+    #[cfg(feature = "tls")]
+    pub fn root_certificates(mut self, pem: &[u8]) -> Result<Self, PushError> {
+        self.target.root_certificates(pem)?;
+        Ok(self)
     }
 
     /// Sends HTTP basic authentication.

@@ -20,6 +20,8 @@
 //! The wire format is written directly, without a protobuf library: the few messages involved
 //! are small, and each field is written the way the OTLP `.proto` files define it.
 
+mod env;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::encoding::otlp::encode_request;
 use crate::export::client::HttpTarget;
-pub use crate::export::client::PushError;
+pub use crate::export::client::{PushError, Retry};
 use crate::{Counter, Registry};
 
 /// The shortest time between exports.
@@ -87,12 +89,15 @@ pub struct OtlpExporter {
 }
 
 impl OtlpExporter {
-    /// An exporter of `registry` to the collector at `endpoint` (`http://host:port`); metrics
-    /// go to `/v1/metrics` below it, as OTLP/HTTP specifies.
+    /// An exporter of `registry` to the collector at `endpoint` (`http[s]://host:port`, with
+    /// an optional base path and query); metrics go to `/v1/metrics` below it, as OTLP/HTTP
+    /// specifies. [`from_env`](Self::from_env) reads the standard `OTEL_*` variables instead.
     ///
     /// # Errors
     ///
-    /// [`PushError::InvalidUrl`] when the endpoint is not `http://host[:port][/path]`.
+    /// [`PushError::InvalidUrl`] when the endpoint would not give a correct request (user
+    /// info, a fragment, a bad port, spaces); [`PushError::Tls`] for `https://` without the
+    /// `tls` feature.
     pub fn new(registry: &Registry, endpoint: &str) -> Result<Self, PushError> {
         let service = std::env::current_exe()
             .ok()
@@ -120,15 +125,53 @@ impl OtlpExporter {
     }
 
     /// Adds a header to every request (an API key, a tenant). Defaults to none.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.target.headers.push((name.into(), value.into()));
-        self
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::InvalidHeader`] when the name or value cannot be sent (a newline in the
+    /// value, say): the request is never sent wrong.
+    pub fn header(
+        mut self,
+        name: impl AsRef<str>,
+        value: impl AsRef<str>,
+    ) -> Result<Self, PushError> {
+        self.target.header(name.as_ref(), value.as_ref())?;
+        Ok(self)
     }
 
     /// Sends `Authorization: Bearer <token>`.
-    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Self {
-        self.target.bearer_token(token.as_ref());
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::InvalidHeader`] when the token holds a newline or control character.
+    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Result<Self, PushError> {
+        self.target.bearer_token(token.as_ref())?;
+        Ok(self)
+    }
+
+    /// Gzips request bodies (`Content-Encoding: gzip`), which every OpenTelemetry collector
+    /// accepts. Defaults to off.
+    pub fn gzip(mut self, on: bool) -> Self {
+        self.target.gzip = on;
         self
+    }
+
+    /// Sets how failed exports are retried within one export. Defaults to [`Retry::default`];
+    /// a periodic export that still fails is sent again, whole, at the next interval.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.target.retry = retry;
+        self
+    }
+
+    /// Also trusts the PEM certificates in `pem` (a private CA) for an `https://` endpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`PushError::Tls`] when `pem` holds no valid certificate.
+    #[cfg(feature = "tls")]
+    pub fn root_certificates(mut self, pem: &[u8]) -> Result<Self, PushError> {
+        self.target.root_certificates(pem)?;
+        Ok(self)
     }
 
     /// Sends HTTP basic authentication.
@@ -144,7 +187,7 @@ impl OtlpExporter {
         self
     }
 
-    /// Sets how long one export may take. Defaults to 10 seconds.
+    /// Sets how long one attempt of an export may take. Defaults to 10 seconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.target.timeout = timeout;
         self
@@ -156,16 +199,27 @@ impl OtlpExporter {
         encode_request(&self.registry, &self.resource)
     }
 
-    /// Exports once, now.
+    /// Exports once, now, retrying as [`retry`](Self::retry) says.
     ///
     /// # Errors
     ///
-    /// Any [`PushError`]; a collector's refusal is [`PushError::Rejected`] with its answer.
+    /// Any [`PushError`]; a collector's refusal is [`PushError::Rejected`] with its answer,
+    /// and an answer whose `partial_success` rejected points is
+    /// [`PushError::PartiallyRejected`].
     pub async fn export(&self) -> Result<(), PushError> {
-        self.target
+        let answer = self
+            .target
             .send(Method::POST, &self.path, CONTENT_TYPE, self.encode())
-            .await
-            .map(drop)
+            .await?;
+        match partial_success(&answer) {
+            Some((rejected_points, message)) if rejected_points > 0 || !message.is_empty() => {
+                Err(PushError::PartiallyRejected {
+                    rejected_points,
+                    message,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Exports every interval in a task on the current tokio runtime, until
@@ -274,9 +328,98 @@ impl Drop for RunningOtlpExporter {
     }
 }
 
+/// The `partial_success` of an `ExportMetricsServiceResponse` (field 1: `rejected_data_points`
+/// = 1, `error_message` = 2), if the answer is one and carries it. An empty or non-protobuf
+/// answer (a JSON `{}`, a proxy's text) carries none.
+fn partial_success(answer: &[u8]) -> Option<(i64, String)> {
+    let mut response = ProtoReader(answer);
+    while let Some((field, value)) = response.field()? {
+        if let (1, ProtoValue::Bytes(inner)) = (field, value) {
+            let (mut rejected, mut message) = (0, String::new());
+            let mut partial = ProtoReader(inner);
+            while let Some((field, value)) = partial.field()? {
+                match (field, value) {
+                    #[allow(clippy::cast_possible_wrap)] // int64 is sent as its two's complement
+                    (1, ProtoValue::Varint(n)) => rejected = n as i64,
+                    (2, ProtoValue::Bytes(text)) => {
+                        message = String::from_utf8_lossy(text).into_owned();
+                    }
+                    _ => {}
+                }
+            }
+            return Some((rejected, message));
+        }
+    }
+    None
+}
+
+/// Reads protobuf fields; `None` on anything malformed.
+struct ProtoReader<'a>(&'a [u8]);
+
+enum ProtoValue<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Other,
+}
+
+impl<'a> ProtoReader<'a> {
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self.0.split_first()?;
+            self.0 = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// The next field, `Some(None)` at the end, `None` when malformed.
+    fn field(&mut self) -> Option<Option<(u64, ProtoValue<'a>)>> {
+        if self.0.is_empty() {
+            return Some(None);
+        }
+        let key = self.varint()?;
+        let value = match key & 7 {
+            0 => ProtoValue::Varint(self.varint()?),
+            1 => self.skip(8)?,
+            2 => {
+                let len = usize::try_from(self.varint()?).ok()?;
+                if len > self.0.len() {
+                    return None;
+                }
+                let (bytes, rest) = self.0.split_at(len);
+                self.0 = rest;
+                ProtoValue::Bytes(bytes)
+            }
+            5 => self.skip(4)?,
+            _ => return None,
+        };
+        Some(Some((key >> 3, value)))
+    }
+
+    fn skip(&mut self, n: usize) -> Option<ProtoValue<'a>> {
+        self.0 = self.0.get(n..)?;
+        Some(ProtoValue::Other)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_success_is_read_from_the_answer_and_garbage_is_not() {
+        // partial_success { rejected_data_points: 3, error_message: "bad" }
+        let answer = [0x0a, 0x07, 0x08, 0x03, 0x12, 0x03, b'b', b'a', b'd'];
+        assert_eq!(partial_success(&answer), Some((3, "bad".to_owned())));
+        assert_eq!(partial_success(&[]), None, "an empty answer: all accepted");
+        assert_eq!(partial_success(b"{}"), None, "JSON is not protobuf");
+        assert_eq!(partial_success(&[0x0a, 0x09, 0x08]), None, "truncated");
+        assert_eq!(partial_success(&[0x0a, 0x00]), Some((0, String::new())));
+    }
 
     /// An address on 127.0.0.1 where nothing listens: bound, then let go.
     fn closed_port() -> String {
@@ -289,7 +432,9 @@ mod tests {
     #[test]
     fn an_export_task_that_died_with_its_runtime_is_an_error_at_shutdown() {
         let registry = Registry::new();
-        let exporter = OtlpExporter::new(&registry, &closed_port()).unwrap();
+        let exporter = OtlpExporter::new(&registry, &closed_port())
+            .unwrap()
+            .retry(Retry::never());
         let first = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -314,7 +459,8 @@ mod tests {
         let exporter = OtlpExporter::new(&registry, &closed_port())
             .unwrap()
             .interval(Duration::from_secs(3600))
-            .timeout(Duration::from_secs(5));
+            .timeout(Duration::from_secs(5))
+            .retry(Retry::never());
         let running = exporter.start().expect("inside a runtime");
         let result = running.shutdown().await;
         assert!(matches!(result, Err(PushError::Connect(_))), "{result:?}");
@@ -324,7 +470,9 @@ mod tests {
     fn starting_outside_a_tokio_runtime_is_an_error_not_a_panic() {
         let registry = Registry::new();
         let exporter = OtlpExporter::new(&registry, "http://127.0.0.1:4318").unwrap();
-        let result = std::panic::catch_unwind(move || exporter.start().map(drop));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            exporter.start().map(drop)
+        }));
         let result = result.expect("start() does not panic outside a runtime");
         assert!(matches!(result, Err(PushError::NoRuntime)), "{result:?}");
         assert!(PushError::NoRuntime.to_string().contains("tokio runtime"));
