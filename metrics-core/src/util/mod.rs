@@ -9,3 +9,4 @@ pub(crate) mod clock;
 pub(crate) mod fmt;
 pub(crate) mod padded;
 pub(crate) mod shard;
+pub(crate) mod sync;

@@ -28,10 +28,13 @@
 //! `_count` always equals the `+Inf` bucket, and the next scrape catches up.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use crate::util::padded::CachePadded;
+// The slots' atomics are loom's in loom models (`--cfg vitals_loom`), so that the models below check
+// the orderings the real code uses.
+use crate::util::sync::AtomicU64;
 
 /// The most owned shards a series has, whatever the core count.
 pub(crate) const MAX_SHARDS: usize = 8;
@@ -154,7 +157,7 @@ impl Slots {
         let lines_per_shard = width.div_ceil(PER_LINE).max(1);
         Self {
             lines: (0..lines_per_shard * shard_count())
-                .map(|_| Line::default())
+                .map(|_| CachePadded(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
             lines_per_shard,
         }
@@ -202,7 +205,7 @@ impl Slots {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(vitals_loom)))]
 mod tests {
     use super::*;
 
@@ -262,5 +265,100 @@ mod tests {
             assert!(first - previous >= 128 - 8, "shard {shard} shares a line");
             assert_eq!(first % 128, 0);
         }
+    }
+}
+
+/// Loom models of the sharded slots: every interleaving of a few threads through the real
+/// `Slots::add` and `Slots::total`. Run with
+/// `RUSTFLAGS="--cfg vitals_loom" cargo test -p vitals-core --lib --release loom_`.
+///
+/// What they prove, and what not: a write lost between two threads (writing the shared shard
+/// with a plain load and store, or an owner that does not wait for the hand-over) fails them.
+/// Loom models relaxed atomics only in part, so weakening the release and acquire orderings
+/// to relaxed does not fail them; those orderings rest on the argument in the comments.
+#[cfg(all(test, vitals_loom))]
+mod loom_models {
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+
+    use super::*;
+
+    /// A shard index that is owned (written with a plain load and store).
+    const OWNED: Shard = Shard(0);
+
+    #[test]
+    fn loom_a_reader_that_counts_an_observation_sees_its_sum() {
+        // The HTTP histogram's write order: the sum first, then the bucket with release; a
+        // scrape reads the buckets (acquire) before the sum.
+        loom::model(|| {
+            let slots = Arc::new(Slots::new(2));
+            let writer = {
+                let slots = Arc::clone(&slots);
+                loom::thread::spawn(move || {
+                    slots.add(OWNED, 1, 7); // sum
+                    slots.add(OWNED, 0, 1); // bucket
+                })
+            };
+            let count = slots.total(0);
+            let sum = slots.total(1);
+            if count == 1 {
+                assert_eq!(sum, 7, "a counted observation without its sum");
+            }
+            writer.join().unwrap();
+            assert_eq!((slots.total(0), slots.total(1)), (1, 7));
+        });
+    }
+
+    #[test]
+    fn loom_an_owned_shard_handed_over_loses_no_write() {
+        // A thread gives its shard back with a release store of its owner flag; the next
+        // takes it with an acquire compare-exchange, as `Claim` does, and continues from its
+        // values with plain loads and stores. Meanwhile a thread without a shard writes the
+        // shared one with read-modify-writes.
+        loom::model(|| {
+            let slots = Arc::new(Slots::new(1));
+            let owner = Arc::new(AtomicBool::new(true));
+            let first = {
+                let (slots, owner) = (Arc::clone(&slots), Arc::clone(&owner));
+                loom::thread::spawn(move || {
+                    slots.add(OWNED, 0, 1);
+                    owner.store(false, Ordering::Release);
+                })
+            };
+            let next = {
+                let (slots, owner) = (Arc::clone(&slots), Arc::clone(&owner));
+                loom::thread::spawn(move || {
+                    while owner
+                        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                        .is_err()
+                    {
+                        loom::thread::yield_now();
+                    }
+                    slots.add(OWNED, 0, 1);
+                })
+            };
+            slots.add(Shard::shared(), 0, 1);
+            first.join().unwrap();
+            next.join().unwrap();
+            assert_eq!(slots.total(0), 3);
+        });
+    }
+
+    #[test]
+    fn loom_threads_sharing_the_shared_shard_lose_no_write() {
+        loom::model(|| {
+            let slots = Arc::new(Slots::new(1));
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let slots = Arc::clone(&slots);
+                    loom::thread::spawn(move || slots.add(Shard::shared(), 0, u64::MAX))
+                })
+                .collect();
+            slots.add(OWNED, 0, 2);
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(slots.total(0), 0, "signed values add up across shards");
+        });
     }
 }
