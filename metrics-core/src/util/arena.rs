@@ -5,20 +5,22 @@
 //! writer at a time (the caller serialises pushes) sets a slot, then publishes the new length
 //! with a release store; readers load the length with acquire and see every slot below it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+// Loom's in loom models (`--cfg vitals_loom`), so that the model below checks this code.
+use crate::util::sync::{AtomicUsize, OnceLock};
 
 /// Slots in the first chunk; chunk `k` holds `BASE << k`.
 const BASE: usize = 16;
 /// Enough chunks for more than `u32::MAX` slots.
 const CHUNKS: usize = 29;
 
-pub(crate) struct Arena<T> {
+pub(crate) struct Arena<T: 'static> {
     chunks: [OnceLock<Box<[OnceLock<T>]>>; CHUNKS],
     len: AtomicUsize,
 }
 
-impl<T> Default for Arena<T> {
+impl<T: 'static> Default for Arena<T> {
     fn default() -> Self {
         Self {
             chunks: std::array::from_fn(|_| OnceLock::new()),
@@ -34,7 +36,7 @@ fn locate(index: usize) -> (usize, usize) {
     (chunk, index - BASE * ((1 << chunk) - 1))
 }
 
-impl<T> Arena<T> {
+impl<T: 'static> Arena<T> {
     /// The number of published values.
     pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
@@ -67,7 +69,7 @@ impl<T> Arena<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(vitals_loom)))]
 mod tests {
     use super::*;
 
@@ -121,5 +123,39 @@ mod tests {
         }
         writer.join().unwrap();
         assert_eq!(arena.len(), 100_000);
+    }
+}
+
+/// A loom model of the arena: a reader never sees a published length without every value
+/// below it, while the writer pushes. Run with the shard models
+/// (`RUSTFLAGS="--cfg vitals_loom" cargo test -p vitals-core --lib --release loom_`).
+#[cfg(all(test, vitals_loom))]
+mod loom_models {
+    use loom::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn loom_a_published_length_comes_with_every_value_below_it() {
+        loom::model(|| {
+            let arena = Arc::new(Arena::default());
+            let reader = {
+                let arena = Arc::clone(&arena);
+                loom::thread::spawn(move || {
+                    // Loom explores nothing when a new thread's first step is an atomic load
+                    // (tokio-rs/loom#392, open): yield first.
+                    loom::thread::yield_now();
+                    // The newest first: it is the one a length published too early would lack.
+                    let len = arena.len();
+                    for i in (0..len).rev() {
+                        assert_eq!(arena.get(i), Some(&i), "index {i} below length {len}");
+                    }
+                })
+            };
+            arena.push(0usize).unwrap();
+            arena.push(1).unwrap();
+            reader.join().unwrap();
+            assert_eq!((arena.len(), arena.get(1)), (2, Some(&1)));
+        });
     }
 }

@@ -295,6 +295,9 @@ mod loom_models {
             let writer = {
                 let slots = Arc::clone(&slots);
                 loom::thread::spawn(move || {
+                    // Loom explores nothing when a new thread's first step is an atomic load
+                    // (tokio-rs/loom#392, open), as an owned write's is: yield first.
+                    loom::thread::yield_now();
                     slots.add(OWNED, 1, 7); // sum
                     slots.add(OWNED, 0, 1); // bucket
                 })
@@ -321,6 +324,7 @@ mod loom_models {
             let first = {
                 let (slots, owner) = (Arc::clone(&slots), Arc::clone(&owner));
                 loom::thread::spawn(move || {
+                    loom::thread::yield_now(); // tokio-rs/loom#392, as above
                     slots.add(OWNED, 0, 1);
                     owner.store(false, Ordering::Release);
                 })
@@ -328,6 +332,7 @@ mod loom_models {
             let next = {
                 let (slots, owner) = (Arc::clone(&slots), Arc::clone(&owner));
                 loom::thread::spawn(move || {
+                    loom::thread::yield_now(); // tokio-rs/loom#392, as above
                     while owner
                         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                         .is_err()
@@ -351,7 +356,10 @@ mod loom_models {
             let threads: Vec<_> = (0..2)
                 .map(|_| {
                     let slots = Arc::clone(&slots);
-                    loom::thread::spawn(move || slots.add(Shard::shared(), 0, u64::MAX))
+                    loom::thread::spawn(move || {
+                        loom::thread::yield_now(); // tokio-rs/loom#392, as above
+                        slots.add(Shard::shared(), 0, u64::MAX);
+                    })
                 })
                 .collect();
             slots.add(OWNED, 0, 2);
