@@ -1,11 +1,13 @@
 //! The lock-free index of a family's series (see the family module's documentation).
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
 
 use crate::metric::Metric;
 use crate::util::arena::Arena;
+// Loom's in loom models (`--cfg vitals_loom`), so that the model below checks this code.
+use crate::util::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Mutex, OnceLock};
 
 use super::key::OVERFLOW_INDEX;
 use super::{Descriptor, Key, LabelText, Ordered, SeriesIndex, OVERFLOW_LABEL_VALUE};
@@ -266,5 +268,54 @@ impl<M: Metric> FamilyCore<M> {
                 overflow.reset(&self.config);
             }
         }
+    }
+}
+
+/// A loom model of the index: two threads asking at once for the same new label set get the
+/// same series, while a third reads; none of them sees a half-published node. Run with the
+/// other models (`RUSTFLAGS="--cfg vitals_loom" cargo test -p vitals-core --lib --release
+/// loom_`).
+#[cfg(all(test, vitals_loom))]
+mod loom_models {
+    use loom::sync::Arc;
+
+    use crate::Registry;
+
+    #[test]
+    fn loom_concurrent_first_lookups_of_a_label_set_share_one_series() {
+        loom::model(|| {
+            let registry = Registry::new();
+            let family = Arc::new(
+                registry
+                    .counter("jobs", "Jobs.")
+                    .label_names(["queue"])
+                    .register()
+                    .unwrap(),
+            );
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let family = Arc::clone(&family);
+                    loom::thread::spawn(move || {
+                        // Loom explores nothing when a new thread's first step is an atomic
+                        // load (tokio-rs/loom#392, open): yield first.
+                        loom::thread::yield_now();
+                        family.with_label_values(&["emails"]).unwrap().inc();
+                    })
+                })
+                .collect();
+            // A reader meanwhile: the series, if it sees it, is whole.
+            if let Some(value) = registry.get_sample_value("jobs_total", &[("queue", "emails")]) {
+                assert!(value <= 2.0, "{value}");
+            }
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_eq!(
+                registry.get_sample_value("jobs_total", &[("queue", "emails")]),
+                Some(2.0),
+                "both increments went to one series"
+            );
+            assert_eq!(family.len(), 1);
+        });
     }
 }

@@ -1,6 +1,6 @@
 //! Counters: totals that only go up.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::error::Error;
@@ -9,6 +9,7 @@ use crate::metric::{sealed::Sealed, Metric};
 use crate::metric::{CounterRef, Exemplar, ExemplarSlot, Number, Scratch, ValueRef};
 use crate::util::clock::now_seconds;
 use crate::util::padded::CachePadded;
+use crate::util::sync::AtomicU64;
 
 /// What every counter series holds besides its value, in the same padded cache block.
 #[derive(Debug)]

@@ -1,12 +1,13 @@
 //! Gauges: values that go up and down.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::kind::MetricKind;
 use crate::metric::{sealed::Sealed, Metric};
 use crate::metric::{Number, Scratch, ValueRef};
 use crate::util::padded::CachePadded;
+use crate::util::sync::{AtomicI64, AtomicU64};
 
 /// An integer gauge, such as requests in flight or queue depth.
 ///

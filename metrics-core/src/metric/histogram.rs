@@ -1,7 +1,7 @@
 //! Histograms: observations counted into buckets.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -11,6 +11,7 @@ use crate::metric::{
     ValueRef,
 };
 use crate::util::clock::now_seconds;
+use crate::util::sync::{AtomicU64, OnceLock};
 
 /// A histogram: observations counted into buckets, with their sum.
 ///
@@ -237,7 +238,7 @@ impl Sealed for Histogram {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(vitals_loom)))]
 mod tests {
     use super::*;
 
@@ -305,5 +306,44 @@ mod tests {
         h.start_timer().discard();
         assert_eq!(h.count(), 2);
         assert!(h.sum() >= elapsed.as_secs_f64());
+    }
+}
+
+/// A loom model of a histogram observed from two threads while a third reads: no count and no
+/// part of the sum is lost (the sum is a compare-and-swap loop on the bits of a double). Run
+/// with the other models (`RUSTFLAGS="--cfg vitals_loom" cargo test -p vitals-core --lib
+/// --release loom_`).
+#[cfg(all(test, vitals_loom))]
+mod loom_models {
+    use loom::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn loom_concurrent_observations_are_all_counted_and_summed() {
+        loom::model(|| {
+            let histogram = Arc::new(Histogram::create(&Buckets::new([1.0]).unwrap()));
+            let writers: Vec<_> = [0.5, 2.0]
+                .into_iter()
+                .map(|v| {
+                    let histogram = Arc::clone(&histogram);
+                    loom::thread::spawn(move || {
+                        // Loom explores nothing when a new thread's first step is an atomic
+                        // load (tokio-rs/loom#392, open): yield first.
+                        loom::thread::yield_now();
+                        histogram.observe(v);
+                    })
+                })
+                .collect();
+            let (count, sum) = (histogram.count(), histogram.sum());
+            assert!(
+                count <= 2 && [0.0, 0.5, 2.0, 2.5].contains(&sum),
+                "{count} {sum}"
+            );
+            for writer in writers {
+                writer.join().unwrap();
+            }
+            assert_eq!((histogram.count(), histogram.sum()), (2, 2.5));
+        });
     }
 }

@@ -1,6 +1,9 @@
 //! f64 arithmetic on `AtomicU64` bit patterns.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+
+// Loom's in loom models (`--cfg vitals_loom`).
+use crate::util::sync::AtomicU64;
 
 /// Adds `v` to the f64 stored as bits in `cell` with a compare-and-swap loop.
 #[inline]

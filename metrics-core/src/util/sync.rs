@@ -2,17 +2,26 @@
 //! otherwise.
 
 #[cfg(vitals_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
+#[cfg(vitals_loom)]
+pub(crate) use loom::sync::Mutex;
 #[cfg(not(vitals_loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(not(vitals_loom))]
-pub(crate) use std::sync::OnceLock;
+pub(crate) use std::sync::{Mutex, OnceLock};
 
 /// `OnceLock` for loom models, which have none: a loom mutex around the value, leaked so that
 /// readers can hold a reference (a few bytes per model run, in tests only). Like std's, its
 /// `get` sees everything written before the value was set.
 #[cfg(vitals_loom)]
 pub(crate) struct OnceLock<T: 'static>(loom::sync::Mutex<Option<&'static T>>);
+
+#[cfg(vitals_loom)]
+impl<T: 'static> std::fmt::Debug for OnceLock<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnceLock")
+    }
+}
 
 #[cfg(vitals_loom)]
 impl<T: 'static> OnceLock<T> {
