@@ -1,8 +1,6 @@
 //! A Pushgateway client for batch jobs, behind the `push` feature: push (replace a group),
 //! push-add (replace metrics of the same names) and delete.
 
-use std::time::Duration;
-
 use hyper::Method;
 
 use crate::encoding::text;
@@ -48,69 +46,7 @@ impl Pushgateway {
         })
     }
 
-    /// Sets how long one attempt may take, connecting included. Defaults to 10 seconds.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.target.timeout = timeout;
-        self
-    }
-
-    /// Sends `Authorization: Bearer <token>`.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::InvalidHeader`] when the token holds a newline or control character.
-    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Result<Self, PushError> {
-        self.target.bearer_token(token.as_ref())?;
-        Ok(self)
-    }
-
-    /// Adds a header to every request (a tenant, for a multi-tenant gateway). Defaults to none.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::InvalidHeader`] when the name or value cannot be sent.
-    pub fn header(
-        mut self,
-        name: impl AsRef<str>,
-        value: impl AsRef<str>,
-    ) -> Result<Self, PushError> {
-        self.target.header(name.as_ref(), value.as_ref())?;
-        Ok(self)
-    }
-
-    /// Gzips request bodies (`Content-Encoding: gzip`), which the Pushgateway accepts.
-    /// Defaults to off.
-    #[must_use]
-    pub fn gzip(mut self, on: bool) -> Self {
-        self.target.gzip = on;
-        self
-    }
-
-    /// Sets how failed pushes are retried. Defaults to [`Retry::default`].
-    #[must_use]
-    pub fn retry(mut self, retry: Retry) -> Self {
-        self.target.retry = retry;
-        self
-    }
-
-    /// Also trusts the PEM certificates in `pem` (a private CA) for an `https://` gateway.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::Tls`] when `pem` holds no valid certificate.
-    #[cfg(feature = "tls")]
-    pub fn root_certificates(mut self, pem: &[u8]) -> Result<Self, PushError> {
-        self.target.root_certificates(pem)?;
-        Ok(self)
-    }
-
-    /// Sends HTTP basic authentication.
-    #[must_use]
-    pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
-        self.target.basic_auth(user.as_ref(), password.as_ref());
-        self
-    }
+    crate::export::client::target_options!();
 
     /// Replaces every metric of the group with the registry's (HTTP `PUT`).
     ///

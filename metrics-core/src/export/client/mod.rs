@@ -21,6 +21,75 @@ use tokio::net::TcpStream;
 pub use retry::Retry;
 use url::{Endpoint, Scheme};
 
+/// The builder methods that the Pushgateway client and the OTLP exporter share, for a type
+/// whose `target` field is an [`HttpTarget`]: the timeout, credentials, headers, gzip, retries
+/// and TLS roots.
+macro_rules! target_options {
+    () => {
+        /// Sets how long one attempt may take, connecting included. Defaults to 10 seconds.
+        pub fn timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.target.timeout = timeout;
+            self
+        }
+
+        /// Sends `Authorization: Bearer <token>`.
+        ///
+        /// # Errors
+        ///
+        /// [`PushError::InvalidHeader`] when the token holds a newline or control character.
+        pub fn bearer_token(mut self, token: impl AsRef<str>) -> Result<Self, PushError> {
+            self.target.bearer_token(token.as_ref())?;
+            Ok(self)
+        }
+
+        /// Sends HTTP basic authentication.
+        pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
+            self.target.basic_auth(user.as_ref(), password.as_ref());
+            self
+        }
+
+        /// Adds a header to every request (an API key, a tenant). Defaults to none.
+        ///
+        /// # Errors
+        ///
+        /// [`PushError::InvalidHeader`] when the name or value cannot be sent (a newline in
+        /// the value, say): a request is never sent wrong.
+        pub fn header(
+            mut self,
+            name: impl AsRef<str>,
+            value: impl AsRef<str>,
+        ) -> Result<Self, PushError> {
+            self.target.header(name.as_ref(), value.as_ref())?;
+            Ok(self)
+        }
+
+        /// Gzips request bodies (`Content-Encoding: gzip`), which Pushgateways and
+        /// OpenTelemetry collectors accept. Defaults to off.
+        pub fn gzip(mut self, on: bool) -> Self {
+            self.target.gzip = on;
+            self
+        }
+
+        /// Sets how a failed request is retried. Defaults to [`Retry::default`].
+        pub fn retry(mut self, retry: Retry) -> Self {
+            self.target.retry = retry;
+            self
+        }
+
+        /// Also trusts the PEM certificates in `pem` (a private CA) for an `https://` URL.
+        ///
+        /// # Errors
+        ///
+        /// [`PushError::Tls`] when `pem` holds no valid certificate.
+        #[cfg(feature = "tls")]
+        pub fn root_certificates(mut self, pem: &[u8]) -> Result<Self, PushError> {
+            self.target.root_certificates(pem)?;
+            Ok(self)
+        }
+    };
+}
+pub(crate) use target_options;
+
 /// The most of a server's answer that is read: enough for any error message or OTLP answer.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
@@ -211,19 +280,19 @@ impl HttpTarget {
     }
 
     /// The request target of `path`, as sent.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "otlp"))]
     pub(crate) fn request_target(&self, path: &str) -> String {
         self.endpoint.request_target(path)
     }
 
     /// `host:port`, as the `Host` header carries it.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "otlp"))]
     pub(crate) fn authority(&self) -> &str {
         &self.endpoint.authority
     }
 
     /// The added headers, as text.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "otlp"))]
     pub(crate) fn header_pairs(&self) -> Vec<(String, String)> {
         self.headers
             .iter()

@@ -124,72 +124,12 @@ impl OtlpExporter {
         self
     }
 
-    /// Adds a header to every request (an API key, a tenant). Defaults to none.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::InvalidHeader`] when the name or value cannot be sent (a newline in the
-    /// value, say): the request is never sent wrong.
-    pub fn header(
-        mut self,
-        name: impl AsRef<str>,
-        value: impl AsRef<str>,
-    ) -> Result<Self, PushError> {
-        self.target.header(name.as_ref(), value.as_ref())?;
-        Ok(self)
-    }
-
-    /// Sends `Authorization: Bearer <token>`.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::InvalidHeader`] when the token holds a newline or control character.
-    pub fn bearer_token(mut self, token: impl AsRef<str>) -> Result<Self, PushError> {
-        self.target.bearer_token(token.as_ref())?;
-        Ok(self)
-    }
-
-    /// Gzips request bodies (`Content-Encoding: gzip`), which every OpenTelemetry collector
-    /// accepts. Defaults to off.
-    pub fn gzip(mut self, on: bool) -> Self {
-        self.target.gzip = on;
-        self
-    }
-
-    /// Sets how failed exports are retried within one export. Defaults to [`Retry::default`];
-    /// a periodic export that still fails is sent again, whole, at the next interval.
-    pub fn retry(mut self, retry: Retry) -> Self {
-        self.target.retry = retry;
-        self
-    }
-
-    /// Also trusts the PEM certificates in `pem` (a private CA) for an `https://` endpoint.
-    ///
-    /// # Errors
-    ///
-    /// [`PushError::Tls`] when `pem` holds no valid certificate.
-    #[cfg(feature = "tls")]
-    pub fn root_certificates(mut self, pem: &[u8]) -> Result<Self, PushError> {
-        self.target.root_certificates(pem)?;
-        Ok(self)
-    }
-
-    /// Sends HTTP basic authentication.
-    pub fn basic_auth(mut self, user: impl AsRef<str>, password: impl AsRef<str>) -> Self {
-        self.target.basic_auth(user.as_ref(), password.as_ref());
-        self
-    }
+    crate::export::client::target_options!();
 
     /// Sets the time between exports, at least 10 milliseconds. Defaults to 60 seconds, as in
     /// OpenTelemetry's SDKs.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval.max(MIN_INTERVAL);
-        self
-    }
-
-    /// Sets how long one attempt of an export may take. Defaults to 10 seconds.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.target.timeout = timeout;
         self
     }
 
