@@ -11,8 +11,8 @@ use super::PushError;
 /// [`initial_delay`](Self::initial_delay) up to [`max_delay`](Self::max_delay), each drawn
 /// at random between half and all of its value (so that many clients do not retry in step),
 /// until [`max_elapsed`](Self::max_elapsed) has passed since the first attempt. A server's
-/// `Retry-After` (in seconds) replaces the computed delay; one beyond the time left ends the
-/// retries. Other answers (400, 401, 500, ...) and invalid URLs are not retried.
+/// `Retry-After` (seconds or an HTTP date) replaces the computed delay; one beyond the time
+/// left ends the retries. Other answers (400, 401, 500, ...) and invalid URLs are not retried.
 ///
 /// Defaults: 1 s, 30 s, 60 s, close to OpenTelemetry's SDKs. The request body is encoded once
 /// and shared by the attempts, so retries cost no memory beyond it.
@@ -109,9 +109,68 @@ pub(crate) fn retryable(error: &PushError) -> bool {
     }
 }
 
-/// A `Retry-After` in seconds (an HTTP date is not read: the backoff's delay applies).
+/// A `Retry-After`: delay-seconds, or an HTTP date (IMF-fixdate, RFC 9110 §5.6.7), as the
+/// time from now until then (zero for a date past). Anything else is `None`: the backoff's
+/// delay applies.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = imf_fixdate(value)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(Duration::from_secs(at.saturating_sub(now)))
+}
+
+/// Seconds since the Unix epoch of `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn imf_fixdate(value: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = value.split(' ');
+    let (_weekday, day, month, year, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let day: u64 = day.parse().ok()?;
+    let month = u64::try_from(MONTHS.iter().position(|m| *m == month)?).ok()? + 1;
+    let year: u64 = year.parse().ok()?;
+    let mut clock = time
+        .split(':')
+        .map(|p| p.parse::<u64>().ok().filter(|_| p.len() == 2));
+    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
+    if clock.next().is_some()
+        || !(1..=31).contains(&day)
+        || year < 1970
+        || h > 23
+        || m > 59
+        || s > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3_600 + m * 60 + s)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar, from 1970 on (Howard
+/// Hinnant's algorithm, with March as the first month of the computing year).
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 /// A delay drawn at random between half of `delay` and all of it.
@@ -181,6 +240,73 @@ mod tests {
             None
         );
         assert_eq!(parse_retry_after(" 12 "), Some(Duration::from_secs(12)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // A date in the past: retry now.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        for bad in [
+            "soon",
+            "-1",
+            "Wed, 21 Oct 2015 07:28:00 PST",
+            "21 Oct 2015",
+            "",
+        ] {
+            assert_eq!(parse_retry_after(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn http_dates_are_read_to_the_second() {
+        // The examples of RFC 9110 and two that need the leap-year rules.
+        assert_eq!(
+            imf_fixdate("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            imf_fixdate("Tue, 29 Feb 2000 12:00:00 GMT"),
+            Some(951_825_600)
+        );
+        assert_eq!(
+            imf_fixdate("Fri, 01 Mar 2024 00:00:00 GMT"),
+            Some(1_709_251_200)
+        );
+        assert_eq!(imf_fixdate("Sun, 06 Nov 1994 24:49:37 GMT"), None);
+        assert_eq!(imf_fixdate("Sun, 6 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(imf_fixdate("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+        // A date an hour ahead is an hour's wait, give or take the second it took.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let hour_ahead = format_imf(now + 3_600);
+        let wait = parse_retry_after(&hour_ahead).unwrap().as_secs();
+        assert!((3_598..=3_600).contains(&wait), "{hour_ahead}: {wait}");
+    }
+
+    /// An IMF-fixdate for `secs` since the epoch (the weekday is not checked by the reader).
+    fn format_imf(secs: u64) -> String {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        // Civil from days (the inverse of days_from_civil), for the test only.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        format!(
+            "Mon, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+            MONTHS[usize::try_from(month - 1).unwrap()],
+            rest / 3_600,
+            rest % 3_600 / 60,
+            rest % 60
+        )
     }
 }
