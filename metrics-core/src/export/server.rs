@@ -111,7 +111,9 @@ impl Exporter {
     /// Sets how many connections are served at once (at least 1); more clients wait in the
     /// listen backlog until one closes. Defaults to [`DEFAULT_MAX_CONNECTIONS`] (64).
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max.clamp(1, Semaphore::MAX_PERMITS);
+        // Shutdown waits for every permit at once, which `acquire_many` counts in a u32.
+        let most = Semaphore::MAX_PERMITS.min(usize::try_from(u32::MAX).unwrap_or(usize::MAX));
+        self.max_connections = max.clamp(1, most);
         self
     }
 
@@ -258,7 +260,7 @@ async fn serve(listener: TcpListener, config: Arc<Exporter>, mut stopped: onesho
     drop(listener);
     let _ = stopping.send(true);
     // Every connection holds a permit until it is done: all are back when all are closed.
-    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX); // clamped to fit
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.acquire_many(all)).await;
 }
 
@@ -419,6 +421,14 @@ mod tests {
         assert!(!authorized(b"Bearer", "Bearer abc"));
         assert!(!authorized(b"Basic abc", "Bearer abc"));
         assert!(!authorized(b"", "Bearer abc"));
+    }
+
+    #[test]
+    fn the_connection_cap_stays_one_that_shutdown_can_wait_for_at_once() {
+        let huge = Exporter::new(&Registry::new()).max_connections(usize::MAX);
+        assert!(u32::try_from(huge.max_connections).is_ok());
+        let none = Exporter::new(&Registry::new()).max_connections(0);
+        assert_eq!(none.max_connections, 1);
     }
 
     #[test]
