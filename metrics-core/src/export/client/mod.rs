@@ -229,20 +229,20 @@ impl HttpTarget {
                 "{url:?} is https, which needs vitals-core's `tls` feature"
             )));
         }
-        let mut target = Self {
+        Ok(Self {
+            #[cfg(feature = "tls")]
+            tls: (endpoint.scheme == Scheme::Https)
+                .then(|| tls::Tls::new(&[]))
+                .transpose()?,
+            #[cfg(feature = "tls")]
+            extra_roots: Vec::new(),
             endpoint,
             timeout: Duration::from_secs(10),
             retry: Retry::default(),
             gzip: false,
             authorization: None,
             headers: Vec::new(),
-            #[cfg(feature = "tls")]
-            tls: None,
-            #[cfg(feature = "tls")]
-            extra_roots: Vec::new(),
-        };
-        target.configure_tls()?;
-        Ok(target)
+        })
     }
 
     #[cfg(feature = "tls")]
@@ -250,12 +250,6 @@ impl HttpTarget {
         if self.endpoint.scheme == Scheme::Https {
             self.tls = Some(tls::Tls::new(&self.extra_roots)?);
         }
-        Ok(())
-    }
-
-    #[cfg(not(feature = "tls"))]
-    #[allow(clippy::unnecessary_wraps, clippy::unused_self)]
-    fn configure_tls(&mut self) -> Result<(), PushError> {
         Ok(())
     }
 
@@ -374,10 +368,7 @@ impl HttpTarget {
             }
         };
         match tokio::time::timeout(self.timeout, exchange).await {
-            Ok(Ok((status, retry_after, answer))) if status.is_success() => {
-                let _ = retry_after;
-                (Ok(answer), None)
-            }
+            Ok(Ok((status, _, answer))) if status.is_success() => (Ok(answer), None),
             Ok(Ok((status, retry_after, answer))) => (
                 Err(PushError::Rejected {
                     status: status.as_u16(),
