@@ -224,18 +224,15 @@ async fn serve(listener: TcpListener, config: Arc<Exporter>, mut stopped: onesho
     loop {
         // A connection is accepted only when it can be served: at the cap, clients wait in
         // the listen backlog rather than in memory.
-        let accepted = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => tokio::select! {
-                    accepted = listener.accept() => Some((accepted, permit)),
-                    _ = &mut stopped => None,
-                },
-                Err(_) => None,
-            },
-            _ = &mut stopped => None,
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit,
+            _ = &mut stopped => break,
         };
-        let Some((accepted, permit)) = accepted else {
-            break;
+        // The semaphore is never closed; an error would only mean there is nothing to serve.
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stopped => break,
         };
         let stream = match accepted {
             Ok((stream, _)) => stream,
