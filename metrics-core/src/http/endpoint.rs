@@ -129,7 +129,7 @@ impl EndpointResponse {
 
 /// A metrics answer ready to send: adapters copy its status, headers and body into their
 /// framework's response (or, with the `http` feature, call
-/// [`into_http`](Self::into_http)).
+/// `WireResponse::into_http`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WireResponse {
