@@ -49,6 +49,14 @@ pub trait Collector: Send + Sync + 'static {
     ///
     /// Any error: the scrape goes on without this collector's families and counts the failure.
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectError>;
+
+    /// How many parts of its input the collector has left out so far, cumulative: files it
+    /// could not read, entries it could not parse. The registry adds them to
+    /// `vitals_collector_errors_total{collector="<name>"}`, so that a collector which serves
+    /// what it could read still says that it left something out. `0` unless overridden.
+    fn skipped_total(&self) -> u64 {
+        0
+    }
 }
 
 impl<F> Collector for F

@@ -119,7 +119,11 @@ impl Registry {
             if failed {
                 entry.errors.fetch_add(1, Ordering::Relaxed);
             }
-            let errors = entry.errors.load(Ordering::Relaxed);
+            let skipped = catch_unwind(AssertUnwindSafe(|| entry.collector.skipped_total()));
+            let errors = entry
+                .errors
+                .load(Ordering::Relaxed)
+                .saturating_add(skipped.unwrap_or(0));
             if errors > 0 {
                 failures.push((entry.name.clone(), errors));
             }
