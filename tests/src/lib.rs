@@ -177,6 +177,51 @@ for fam in doc["metrics"]:
     python_samples("", FLATTEN, document)
 }
 
+/// Reads a multi-process directory with Python's own `prometheus_client.multiprocess.
+/// MultiProcessCollector`, the reference implementation of the format, and returns every
+/// sample it reports.
+///
+/// # Panics
+///
+/// As [`python_parse_text`], and when Python's collector fails on the directory.
+#[must_use]
+pub fn python_multiprocess_collect(dir: &Path) -> Vec<ParsedSample> {
+    let body = format!(
+        "from prometheus_client import CollectorRegistry\n\
+         from prometheus_client.multiprocess import MultiProcessCollector\n\
+         registry = CollectorRegistry()\n\
+         MultiProcessCollector(registry, path={dir:?})\n\
+         for family in registry.collect():\n    for s in family.samples:\n        emit(s.name, s.value, s.labels)",
+        dir = dir.to_str().expect("a UTF-8 temporary directory"),
+    );
+    python_samples("import prometheus_client", &body, "")
+}
+
+/// Runs a Python script as its own process with `PROMETHEUS_MULTIPROC_DIR` set to `dir`, so
+/// that the `prometheus_client` metrics it makes write their values into `dir` as a worker of a
+/// multi-process deployment does. `args` become `sys.argv[1..]`; returns what it printed.
+///
+/// # Panics
+///
+/// As [`python_parse_text`], and when the script fails.
+#[must_use]
+pub fn python_multiprocess_worker(dir: &Path, script: &str, args: &[&str]) -> String {
+    let python = require_program("python3", "apt-get install -y python3");
+    let guarded = format!(
+        "import sys\ntry:\n    import prometheus_client\nexcept ImportError:\n    print('MISSING prometheus_client', file=sys.stderr)\n    sys.exit(3)\n{script}\n"
+    );
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(&guarded)
+        .args(args)
+        .env("PROMETHEUS_MULTIPROC_DIR", dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{} does not start: {e}", python.display()));
+    check_python_output(&output);
+    String::from_utf8(output.stdout).expect("the worker prints UTF-8")
+}
+
 fn python_samples(import: &str, body: &str, input: &str) -> Vec<ParsedSample> {
     let script = format!(
         "import sys\ntry:\n    {import}\nexcept ImportError:\n    print('MISSING prometheus_client', file=sys.stderr)\n    sys.exit(3)\n{PRINT_SAMPLES}\ntext = sys.stdin.buffer.read().decode('utf-8')\n{body}\n",
@@ -222,6 +267,11 @@ fn unhex_labels(field: &str) -> Vec<(String, String)> {
 fn run_python(script: &str, stdin: &[u8]) -> String {
     let python = require_program("python3", "apt-get install -y python3");
     let output = run_with_stdin(&python, &["-c", script], stdin);
+    check_python_output(&output);
+    String::from_utf8(output.stdout).expect("the reader prints UTF-8")
+}
+
+fn check_python_output(output: &Output) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("MISSING prometheus_client"),
@@ -237,7 +287,6 @@ fn run_python(script: &str, stdin: &[u8]) -> String {
         output.status.success(),
         "the Python reader rejected our output: {stderr}"
     );
-    String::from_utf8(output.stdout).expect("the reader prints UTF-8")
 }
 
 fn unhex(hex: &str) -> String {

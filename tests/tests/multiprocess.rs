@@ -1,0 +1,305 @@
+//! Multi-process mode against the reference implementation: directories written by real
+//! Python worker processes using `prometheus_client` in multi-process mode, read by vitals'
+//! `MultiProcessCollector` and by Python's own, must give the same samples; bad files in the
+//! directory are left out and counted, never a panic or a wrong total.
+
+use std::path::{Path, PathBuf};
+
+use vitals_core::encoding::text;
+use vitals_core::multiprocess::{mark_process_dead, MultiProcessCollector};
+use vitals_core::Registry;
+use vitals_tests::{
+    python_multiprocess_collect, python_multiprocess_worker, python_parse_text, ParsedSample,
+};
+
+/// A worker: every metric type, labels that need escaping, every gauge mode. `sys.argv[1]`
+/// scales the values so that two workers' shares can be told apart; prints its pid.
+const WORKER: &str = r#"
+import os, sys
+from prometheus_client import Counter, Gauge, Histogram, Summary
+n = int(sys.argv[1])
+requests = Counter("mp_requests", "Requests.", ["route", "method"])
+requests.labels("/a", "GET").inc(n)
+requests.labels('/b "q"\\ \n ü', "POST").inc(n * 0.25)
+if n % 2:
+    requests.labels("/only-odd", "GET").inc()
+Counter("mp_jobs", "Jobs.").inc(3 * n)
+latency = Histogram("mp_latency_seconds", "Latency.", ["route"], buckets=(0.01, 0.1, 1.0))
+for i in range(n):
+    latency.labels("/a").observe(i * 0.05)
+Summary("mp_size_bytes", "Sizes.").observe(n * 10)
+for mode in ["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
+             "mostrecent", "livemostrecent"]:
+    Gauge("mp_gauge_" + mode, "Gauge " + mode + ".", ["shard"], multiprocess_mode=mode).labels("x").set(n)
+Gauge("mp_in_flight", "In flight.", multiprocess_mode="livesum").inc(n)
+print(os.getpid())
+"#;
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "vitals-multiprocess-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Two Python worker processes' worth of files; returns their pids.
+fn python_workers(dir: &Path) -> [u32; 2] {
+    [3, 8].map(|n| {
+        python_multiprocess_worker(dir, WORKER, &[&n.to_string()])
+            .trim()
+            .parse()
+            .expect("the worker prints its pid")
+    })
+}
+
+/// One sample, comparable: labels sorted, `le` as the number it names.
+type Key = (String, Vec<(String, String)>, u64);
+
+fn normalized(samples: &[ParsedSample], prefix: &str) -> Vec<Key> {
+    let mut out: Vec<Key> = samples
+        .iter()
+        .filter(|s| s.name.starts_with(prefix))
+        .map(|s| {
+            let mut labels: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = if k == "le" {
+                        format!("{:?}", v.parse::<f64>().expect("a numeric le"))
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            labels.sort();
+            (s.name.clone(), labels, s.value.to_bits())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// What vitals serves for the directory: its text exposition, read by Python's text parser.
+fn vitals_scrape(dir: &Path) -> Vec<ParsedSample> {
+    let registry = Registry::new();
+    registry
+        .register_collector("multiprocess", MultiProcessCollector::new(dir).unwrap())
+        .unwrap();
+    python_parse_text(&text::encode(&registry))
+}
+
+fn value(samples: &[ParsedSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && s.labels.len() == labels.len()
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+        })
+        .map(|s| s.value)
+}
+
+#[test]
+fn vitals_reads_a_directory_of_python_workers_exactly_as_prometheus_client_does() {
+    let dir = TempDir::new("python");
+    let [first, second] = python_workers(&dir.0);
+
+    let python = normalized(&python_multiprocess_collect(&dir.0), "mp_");
+    let vitals_samples = vitals_scrape(&dir.0);
+    let vitals = normalized(&vitals_samples, "mp_");
+    assert!(
+        python.len() >= 25,
+        "the workers wrote too little: {python:?}"
+    );
+    assert_eq!(vitals, python);
+
+    // The merge itself, not only agreement: sums, per-process series, live sums.
+    assert_eq!(
+        value(
+            &vitals_samples,
+            "mp_requests_total",
+            &[("route", "/a"), ("method", "GET")]
+        ),
+        Some(11.0)
+    );
+    assert_eq!(
+        value(
+            &vitals_samples,
+            "mp_requests_total",
+            &[("route", "/only-odd"), ("method", "GET")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&vitals_samples, "mp_jobs_total", &[]), Some(33.0));
+    assert_eq!(
+        value(
+            &vitals_samples,
+            "mp_latency_seconds_count",
+            &[("route", "/a")]
+        ),
+        Some(11.0)
+    );
+    assert_eq!(
+        value(
+            &vitals_samples,
+            "mp_latency_seconds_bucket",
+            &[("route", "/a"), ("le", "0.1")]
+        ),
+        Some(6.0),
+        "observations 0.0 and 0.05 from each worker, plus 0.1 exactly: 3 + 3"
+    );
+    assert_eq!(
+        value(&vitals_samples, "mp_size_bytes_sum", &[]),
+        Some(110.0)
+    );
+    assert_eq!(value(&vitals_samples, "mp_in_flight", &[]), Some(11.0));
+    assert_eq!(
+        value(&vitals_samples, "mp_gauge_max", &[("shard", "x")]),
+        Some(8.0)
+    );
+    assert_eq!(
+        value(&vitals_samples, "mp_gauge_min", &[("shard", "x")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&vitals_samples, "mp_gauge_mostrecent", &[("shard", "x")]),
+        Some(8.0)
+    );
+    for pid in [first, second] {
+        assert!(
+            value(
+                &vitals_samples,
+                "mp_gauge_all",
+                &[("shard", "x"), ("pid", &pid.to_string())]
+            )
+            .is_some(),
+            "one `all` series per process, with its pid"
+        );
+    }
+
+    // A worker that exits is marked dead: its live gauges stop counting, its totals stay.
+    assert_eq!(
+        mark_process_dead(&dir.0, first).unwrap(),
+        5,
+        "one file per live gauge mode: liveall, livemin, livemax, livesum, livemostrecent"
+    );
+    let after = vitals_scrape(&dir.0);
+    assert_eq!(
+        normalized(&after, "mp_"),
+        normalized(&python_multiprocess_collect(&dir.0), "mp_")
+    );
+    assert_eq!(value(&after, "mp_in_flight", &[]), Some(8.0));
+    assert_eq!(
+        value(&after, "mp_gauge_livemin", &[("shard", "x")]),
+        Some(8.0)
+    );
+    assert_eq!(value(&after, "mp_gauge_min", &[("shard", "x")]), Some(3.0));
+    assert_eq!(value(&after, "mp_jobs_total", &[]), Some(33.0));
+    assert!(value(
+        &after,
+        "mp_gauge_liveall",
+        &[("shard", "x"), ("pid", &first.to_string())]
+    )
+    .is_none());
+    assert_eq!(
+        mark_process_dead(&dir.0, first).unwrap(),
+        0,
+        "marking twice removes nothing"
+    );
+}
+
+#[test]
+fn bad_files_are_left_out_and_counted_and_the_rest_is_served_exactly() {
+    let dir = TempDir::new("bad");
+    python_workers(&dir.0);
+    let good = normalized(&vitals_scrape(&dir.0), "mp_");
+    assert_eq!(
+        good,
+        normalized(&python_multiprocess_collect(&dir.0), "mp_")
+    );
+
+    let counter_file = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("counter_")
+        })
+        .unwrap();
+    let bytes = std::fs::read(&counter_file).unwrap();
+    let bad: [(&str, Vec<u8>); 5] = [
+        // A worker's file cut short in the middle of an entry.
+        (
+            "counter_90001.db",
+            bytes[..bytes.len().min(8 + 40)].to_vec(),
+        ),
+        // The used-length field claims more than the file holds.
+        ("histogram_90002.db", {
+            let mut b = bytes.clone();
+            b[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+            b
+        }),
+        // A foreign database that happens to end in .db.
+        ("gauge_all_90003.db", b"SQLite format 3\0".repeat(64)),
+        // A name prometheus_client never writes.
+        ("cache.db", bytes.clone()),
+        // An empty file.
+        ("summary_90004.db", Vec::new()),
+    ];
+    for (name, content) in &bad {
+        std::fs::write(dir.0.join(name), content).unwrap();
+    }
+    std::fs::write(
+        dir.0.join("README.txt"),
+        "not a .db file: not read, not counted",
+    )
+    .unwrap();
+
+    let scraped = vitals_scrape(&dir.0);
+    assert_eq!(normalized(&scraped, "mp_"), good, "the good files, exactly");
+    assert_eq!(
+        value(
+            &scraped,
+            "vitals_collector_errors_total",
+            &[("collector", "multiprocess")]
+        ),
+        Some(4.0),
+        "every bad .db file but the empty one (an empty file is a worker that has not \
+         written yet, as prometheus_client treats it) is counted"
+    );
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error() {
+    let dir = TempDir::new("missing");
+    let gone = dir.0.join("nope");
+    let err = MultiProcessCollector::new(&gone).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    let file = dir.0.join("file");
+    std::fs::write(&file, "").unwrap();
+    let err = MultiProcessCollector::new(&file).unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
