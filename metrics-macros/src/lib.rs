@@ -5,6 +5,7 @@
 //! The generated code names only `::vitals_core::__private` paths (or those of the path given
 //! with `crate = ..`), so the crate that uses the attribute depends on `vitals-core`, under
 //! that name or another one it gives.
+#![forbid(unsafe_code)]
 
 mod attr;
 mod derive;

@@ -132,6 +132,7 @@
 //! [`MetricsLayerBuilder::endpoint_access`] decides who may read it.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 /// The core crate, re-exported: its registry, metric types and encoders are the ones this
 /// crate records into, so one dependency is enough.

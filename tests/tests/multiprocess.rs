@@ -303,3 +303,210 @@ fn a_missing_directory_is_a_clear_error() {
     let err = MultiProcessCollector::new(&file).unwrap_err();
     assert!(err.to_string().contains("not a directory"), "{err}");
 }
+
+/// A vitals worker process (`mp-worker`) recording into `dir` in multi-process mode.
+struct Worker {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// Its name in the directory's files.
+    id: String,
+}
+
+impl Worker {
+    /// Starts a worker recording the values of scale `n`, and waits until they are written.
+    fn start(dir: &Path, n: u32) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mp-worker"))
+            .arg(dir)
+            .arg(n.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the mp-worker binary starts");
+        let stdin = child.stdin.take();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let id = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("the worker did not start: {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            stdin,
+            stdout,
+            id,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn command(&mut self, command: &str, end: &str) -> String {
+        use std::io::{BufRead, Write};
+        let stdin = self.stdin.as_mut().expect("the worker's stdin is open");
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.stdout.read_line(&mut line).unwrap() > 0,
+                "the worker died"
+            );
+            if line.trim_end() == end {
+                return out;
+            }
+            out.push_str(&line);
+        }
+    }
+
+    /// What this worker serves at `/metrics`: the merged view of the directory.
+    fn scrape(&mut self) -> Vec<ParsedSample> {
+        python_parse_text(&self.command("scrape", "END"))
+    }
+
+    /// Closes its stdin, which makes it exit normally, and waits for it.
+    fn stop(mut self) {
+        drop(self.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+
+    /// SIGKILL: no destructor, no exit handler runs.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn python_reads_what_vitals_processes_write_and_everyone_agrees_through_a_sigkill() {
+    let dir = TempDir::new("mixed");
+    // A Python worker that has come and gone, and two vitals workers running beside it.
+    let python_pid = python_multiprocess_worker(&dir.0, WORKER, &["5"]);
+    assert!(!python_pid.trim().is_empty());
+    let mut small = Worker::start(&dir.0, 3);
+    let big = Worker::start(&dir.0, 8);
+    assert_ne!(small.id, big.id);
+    assert_eq!(
+        small.id,
+        small.pid().to_string(),
+        "a fresh pid names its files"
+    );
+
+    let python = normalized(&python_multiprocess_collect(&dir.0), "mp_");
+    let vitals_samples = vitals_scrape(&dir.0);
+    assert!(python.len() >= 25, "too little was written: {python:?}");
+    assert_eq!(normalized(&vitals_samples, "mp_"), python);
+    // Any worker serves the merged view of all of them.
+    let served = small.scrape();
+    assert_eq!(normalized(&served, "mp_"), python);
+
+    // The merge, not only agreement: 3 + 8 + 5 of everything.
+    let get =
+        |samples: &[ParsedSample], name, labels: &[(&str, &str)]| value(samples, name, labels);
+    assert_eq!(get(&served, "mp_jobs_total", &[]), Some(48.0));
+    assert_eq!(
+        get(
+            &served,
+            "mp_requests_total",
+            &[("route", "/a"), ("method", "GET")]
+        ),
+        Some(16.0)
+    );
+    assert_eq!(
+        get(
+            &served,
+            "mp_requests_total",
+            &[("route", "/only-odd"), ("method", "GET")]
+        ),
+        Some(2.0),
+        "from the workers of odd scale, 3 and 5"
+    );
+    assert_eq!(
+        get(&served, "mp_latency_seconds_count", &[("route", "/a")]),
+        Some(16.0)
+    );
+    assert_eq!(get(&served, "mp_size_bytes_sum", &[]), Some(160.0));
+    assert_eq!(get(&served, "mp_in_flight", &[]), Some(16.0));
+    assert_eq!(get(&served, "mp_gauge_max", &[("shard", "x")]), Some(8.0));
+    assert_eq!(
+        get(&served, "mp_gauge_livemin", &[("shard", "x")]),
+        Some(3.0)
+    );
+    for id in [&small.id, &big.id] {
+        assert!(
+            get(&served, "mp_gauge_all", &[("shard", "x"), ("pid", id)]).is_some(),
+            "one `all` series per process, named by its id"
+        );
+    }
+
+    // SIGKILL the big worker: nothing of it runs again, yet its live gauges stop counting
+    // at the next scrape, and its totals stay.
+    let big_id = big.id.clone();
+    big.kill();
+    let after = small.scrape();
+    assert_eq!(
+        get(&after, "mp_in_flight", &[]),
+        Some(8.0),
+        "3 + Python's 5"
+    );
+    assert_eq!(
+        get(&after, "mp_gauge_livemax", &[("shard", "x")]),
+        Some(5.0)
+    );
+    assert_eq!(get(&after, "mp_gauge_max", &[("shard", "x")]), Some(8.0));
+    assert_eq!(
+        get(&after, "mp_jobs_total", &[]),
+        Some(48.0),
+        "totals never go back"
+    );
+    assert!(get(
+        &after,
+        "mp_gauge_liveall",
+        &[("shard", "x"), ("pid", &big_id)]
+    )
+    .is_none());
+    assert!(get(&after, "mp_gauge_all", &[("shard", "x"), ("pid", &big_id)]).is_some());
+    // The dead worker's live files are gone, so Python's collector agrees too.
+    assert_eq!(
+        normalized(&after, "mp_"),
+        normalized(&python_multiprocess_collect(&dir.0), "mp_")
+    );
+
+    // A restarted worker adds to the totals instead of resetting them.
+    let mut restarted = Worker::start(&dir.0, 8);
+    assert_ne!(restarted.id, big_id);
+    assert_eq!(restarted.command("inc", "OK"), "");
+    let again = restarted.scrape();
+    assert_eq!(get(&again, "mp_jobs_total", &[]), Some(48.0 + 24.0 + 1.0));
+    assert_eq!(get(&again, "mp_in_flight", &[]), Some(16.0));
+    restarted.stop();
+    small.stop();
+    assert_eq!(
+        get(&vitals_scrape(&dir.0), "mp_in_flight", &[]),
+        Some(5.0),
+        "workers that exit stop counting too; Python's worker was never marked dead"
+    );
+
+    // Every vitals process is gone: the next one to start is a new run, and the vitals
+    // files of the old one are cleared; prometheus_client's are left alone.
+    let fresh = Worker::start(&dir.0, 1);
+    let samples = vitals_scrape(&dir.0);
+    assert_eq!(get(&samples, "mp_jobs_total", &[]), Some(15.0 + 3.0));
+    assert_eq!(
+        normalized(&samples, "mp_"),
+        normalized(&python_multiprocess_collect(&dir.0), "mp_")
+    );
+    fresh.stop();
+}

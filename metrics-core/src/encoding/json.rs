@@ -33,7 +33,6 @@
 //! # Ok::<(), vitals_core::Error>(())
 //! ```
 
-use std::fmt::Write as _;
 
 use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::metric::{Number, ValueRef};
@@ -191,19 +190,5 @@ fn write_number(out: &mut String, n: Number) {
 
 /// A JSON string with `"`, `\` and control characters escaped.
 fn write_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::util::fmt::json_string(out, s, false);
 }

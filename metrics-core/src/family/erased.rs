@@ -25,6 +25,9 @@ pub(crate) trait ErasedFamily: Send + Sync + 'static {
     fn desc(&self) -> &Descriptor;
     fn config(&self) -> &dyn std::any::Any;
     fn overflowed(&self) -> u64;
+    /// Whether its series keep their values in multi-process files (and so are read from the
+    /// directory at a scrape).
+    fn mapped(&self) -> bool;
     fn visit(&self, sink: &mut dyn Sink, scratch: &mut Scratch);
     fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
 }
@@ -40,6 +43,13 @@ impl<M: Metric> ErasedFamily for FamilyCore<M> {
 
     fn overflowed(&self) -> u64 {
         self.overflowed.load(Ordering::Relaxed)
+    }
+
+    fn mapped(&self) -> bool {
+        #[cfg(all(feature = "multiprocess", unix))]
+        return self.files.is_some();
+        #[cfg(not(all(feature = "multiprocess", unix)))]
+        false
     }
 
     fn visit(&self, sink: &mut dyn Sink, scratch: &mut Scratch) {

@@ -54,6 +54,9 @@ pub(crate) struct FamilyCore<M: Metric> {
     pub(super) overflowed: AtomicU64,
     /// The overflow series' labels, rendered.
     pub(super) overflow_rendered: Box<str>,
+    /// In multi-process mode, where new series keep their values.
+    #[cfg(all(feature = "multiprocess", unix))]
+    pub(crate) files: Option<crate::multiprocess::FamilyFiles>,
 }
 
 impl<M: Metric> FamilyCore<M> {
@@ -84,7 +87,33 @@ impl<M: Metric> FamilyCore<M> {
             overflow_live: AtomicBool::new(false),
             overflowed: AtomicU64::new(0),
             overflow_rendered: overflow_rendered.into(),
+            #[cfg(all(feature = "multiprocess", unix))]
+            files: None,
         }
+    }
+
+    /// A new series with these label values (in the order of the names).
+    fn new_metric<'v>(&self, values: impl Iterator<Item = &'v str>) -> M {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(files) = &self.files {
+            let mut labels: Vec<(&str, &str)> = self
+                .desc
+                .label_names
+                .iter()
+                .map(|n| &**n)
+                .zip(values)
+                .collect();
+            labels.extend(self.desc.const_labels.iter().map(|(k, v)| (&**k, &**v)));
+            let series =
+                crate::multiprocess::Series::new(files, &self.desc.name, &self.desc.help, labels);
+            return M::create_mapped(&self.config, &series);
+        }
+        drop(values);
+        M::create(&self.config)
+    }
+
+    fn new_overflow(&self) -> M {
+        self.new_metric(std::iter::repeat(OVERFLOW_LABEL_VALUE))
     }
 
     #[inline]
@@ -174,11 +203,12 @@ impl<M: Metric> FamilyCore<M> {
         )?;
         // One writer at a time: the next push takes the current length as its index.
         let index = u32::try_from(self.nodes.len()).ok()?;
+        let metric = self.new_metric(labels.values());
         let node = Node {
             hash,
             index,
             labels,
-            metric: M::create(&self.config),
+            metric,
             next: bucket.load(Ordering::Relaxed),
             live: AtomicBool::new(true),
         };
@@ -215,7 +245,7 @@ impl<M: Metric> FamilyCore<M> {
         match self.nodes.get(index.0 as usize) {
             Some(node) if index.0 != OVERFLOW_INDEX => &node.metric,
             // The overflow series (counted when the lookup was redirected).
-            _ => self.overflow.get_or_init(|| M::create(&self.config)),
+            _ => self.overflow.get_or_init(|| self.new_overflow()),
         }
     }
 
@@ -236,7 +266,7 @@ impl<M: Metric> FamilyCore<M> {
     #[inline(never)]
     pub(super) fn overflow(&self) -> &M {
         self.overflowed.fetch_add(1, Ordering::Relaxed);
-        let metric = self.overflow.get_or_init(|| M::create(&self.config));
+        let metric = self.overflow.get_or_init(|| self.new_overflow());
         if !self.overflow_live.load(Ordering::Acquire) {
             self.overflow_live.store(true, Ordering::Release);
         }

@@ -23,6 +23,10 @@ pub(super) struct InFlightCore {
     pub(super) value: Slots,
     /// Each: status (16 bits; 0 is empty), counter index (24), histogram index (24).
     pub(super) ends: [AtomicU64; ENDS],
+    /// In multi-process mode, the count's cell in this process's file (`livesum` unless the
+    /// family says otherwise), which replaces `value`.
+    #[cfg(all(feature = "multiprocess", unix))]
+    pub(super) mapped: Option<crate::multiprocess::Cell>,
 }
 
 /// How many statuses per method and route are remembered; others are looked up.
@@ -33,6 +37,11 @@ pub(super) const NO_SERIES: u64 = (1 << 24) - 1;
 impl InFlight {
     #[inline]
     pub(super) fn add(&self, shard: Shard, delta: i64) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.core.mapped {
+            #[allow(clippy::cast_precision_loss)] // ±1
+            return cell.add(delta as f64);
+        }
         #[allow(clippy::cast_sign_loss)] // two's complement: adding it wraps to a subtraction
         self.core.value.add(shard, 0, delta as u64);
     }
@@ -102,11 +111,30 @@ impl crate::metric::sealed::Sealed for InFlight {
             core: Arc::new(CachePadded(InFlightCore {
                 value: Slots::new(1),
                 ends: Default::default(),
+                #[cfg(all(feature = "multiprocess", unix))]
+                mapped: None,
+            })),
+        }
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped((): &(), series: &crate::multiprocess::Series<'_>) -> Self {
+        use crate::multiprocess::{FileKind, GaugeMode};
+        let mode = series.gauge_mode(GaugeMode::LiveSum);
+        Self {
+            core: Arc::new(CachePadded(InFlightCore {
+                value: Slots::new(1),
+                ends: Default::default(),
+                mapped: series.cell(FileKind::Gauge(mode), "", None),
             })),
         }
     }
 
     fn reset(&self, (): &()) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.core.mapped {
+            cell.set(0.0);
+        }
         self.core.value.fill(0);
         for slot in &self.core.ends {
             slot.store(0, Ordering::Relaxed);
@@ -123,6 +151,9 @@ impl crate::metric::sealed::Sealed for InFlight {
         // request is ever in flight fewer than zero times.
         #[allow(clippy::cast_possible_wrap)] // two's complement, see `value`
         let value = (self.core.value.total(0) as i64).max(0);
+        #[cfg(all(feature = "multiprocess", unix))]
+        #[allow(clippy::cast_possible_truncation)] // a whole count
+        let value = self.core.mapped.map_or(value, |c| (c.get() as i64).max(0));
         crate::ValueRef::Gauge(crate::Number::I64(value))
     }
 }

@@ -20,6 +20,11 @@ pub(super) struct ShardedCore {
     pub(super) slots: Slots,
     /// When the series was created, as `f64` bits of seconds since the Unix epoch.
     pub(super) created: AtomicU64,
+    /// In multi-process mode, the cells of this process's file that replace the shards, in
+    /// the same order (for a histogram: the buckets, `+Inf` last, then the sum in exposed
+    /// units). Shards would only split what the file holds once.
+    #[cfg(all(feature = "multiprocess", unix))]
+    pub(super) mapped: Option<Box<[crate::multiprocess::Cell]>>,
 }
 
 impl ShardedCore {
@@ -27,7 +32,38 @@ impl ShardedCore {
         Arc::new(Self {
             slots: Slots::new(width),
             created: AtomicU64::new(now_seconds().to_bits()),
+            #[cfg(all(feature = "multiprocess", unix))]
+            mapped: None,
         })
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn new_mapped(width: usize, cells: Option<Box<[crate::multiprocess::Cell]>>) -> Arc<Self> {
+        Arc::new(Self {
+            slots: Slots::new(if cells.is_some() { 1 } else { width }),
+            created: AtomicU64::new(now_seconds().to_bits()),
+            mapped: cells,
+        })
+    }
+
+    /// Slot `i`'s total, from the mapped cells in multi-process mode.
+    fn total(&self, i: usize) -> u64 {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = &self.mapped {
+            // Whole counts (or a sum read apart, in `sum`), each below 2^53.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            return cells.get(i).map_or(0, |c| c.get() as u64);
+        }
+        self.slots.total(i)
+    }
+
+    fn clear(&self) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = &self.mapped {
+            cells.iter().for_each(|c| c.set(0.0));
+        }
+        self.slots.fill(0);
+        self.restart();
     }
 
     pub(super) fn created(&self) -> f64 {
@@ -44,12 +80,16 @@ impl ShardedCounter {
     /// Adds one in `shard`, the calling thread's [`current`] shard.
     #[inline]
     pub(crate) fn inc(&self, shard: Shard) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = &self.core.mapped {
+            return cells[0].add(1.0);
+        }
         self.core.slots.add(shard, 0, 1);
     }
 
     #[cfg(test)]
     pub(crate) fn get(&self) -> u64 {
-        self.core.slots.total(0)
+        self.core.total(0)
     }
 }
 
@@ -65,14 +105,21 @@ impl Sealed for ShardedCounter {
         }
     }
 
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped((): &(), series: &crate::multiprocess::Series<'_>) -> Self {
+        let cell = series.cell(crate::multiprocess::FileKind::Counter, "_total", None);
+        Self {
+            core: ShardedCore::new_mapped(1, cell.map(|c| Box::from([c]))),
+        }
+    }
+
     fn reset(&self, (): &()) {
-        self.core.slots.fill(0);
-        self.core.restart();
+        self.core.clear();
     }
 
     fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
         ValueRef::Counter(CounterRef {
-            value: Number::U64(self.core.slots.total(0)),
+            value: Number::U64(self.core.total(0)),
             created: Some(self.core.created()),
             exemplar: None,
         })
@@ -112,6 +159,11 @@ impl ShardedHistogram {
     pub(crate) fn observe_units(&self, shard: Shard, n: u64) {
         #[allow(clippy::cast_precision_loss)] // beyond 2^53 units, a bucket bound is no finer
         let value = n as f64 / self.units;
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = &self.core.mapped {
+            cells[self.bounds.len() + 1].add(value);
+            return cells[bucket_index(&self.bounds, value)].add(1.0);
+        }
         let slots = &self.core.slots;
         slots.add(shard, self.bounds.len() + 1, n);
         // Last, with release: a scrape that counts the observation sees its sum too.
@@ -132,9 +184,7 @@ impl ShardedHistogram {
 
     #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
-        (0..=self.bounds.len())
-            .map(|i| self.core.slots.total(i))
-            .sum()
+        (0..=self.bounds.len()).map(|i| self.core.total(i)).sum()
     }
 }
 
@@ -154,23 +204,45 @@ impl Sealed for ShardedHistogram {
         }
     }
 
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped(config: &IntegerBuckets, series: &crate::multiprocess::Series<'_>) -> Self {
+        use crate::multiprocess::FileKind;
+        let bounds = Arc::clone(config.buckets.bounds());
+        let cells = bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .map(|le| series.cell(FileKind::Histogram, "_bucket", Some(le)))
+            .chain([series.cell(FileKind::Histogram, "_sum", None)])
+            .collect::<Option<Box<[_]>>>();
+        let core = ShardedCore::new_mapped(bounds.len() + 2, cells);
+        Self {
+            bounds,
+            units: f64::from(config.units.max(1)),
+            core,
+        }
+    }
+
     fn reset(&self, _: &IntegerBuckets) {
-        self.core.slots.fill(0);
-        self.core.restart();
+        self.core.clear();
     }
 
     fn read<'a>(&'a self, config: &'a IntegerBuckets, scratch: &'a mut Scratch) -> ValueRef<'a> {
-        let slots = &self.core.slots;
         scratch.counts.clear();
         let mut cumulative = 0u64;
         for i in 0..=self.bounds.len() {
-            cumulative = cumulative.wrapping_add(slots.total(i));
+            cumulative = cumulative.wrapping_add(self.core.total(i));
             scratch.counts.push(cumulative);
         }
         scratch.exemplars.clear();
         // One division of the exact integer sum: the closest double to the true sum.
         #[allow(clippy::cast_precision_loss)]
-        let sum = slots.total(self.bounds.len() + 1) as f64 / self.units;
+        let sum = self.core.slots.total(self.bounds.len() + 1) as f64 / self.units;
+        #[cfg(all(feature = "multiprocess", unix))]
+        let sum = match &self.core.mapped {
+            Some(cells) => cells[self.bounds.len() + 1].get(),
+            None => sum,
+        };
         ValueRef::Histogram(HistogramRef {
             bounds: &self.bounds,
             rendered_bounds: Some(config.buckets.rendered()),

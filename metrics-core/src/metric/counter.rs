@@ -11,6 +11,9 @@ use crate::util::clock::now_seconds;
 use crate::util::padded::CachePadded;
 use crate::util::sync::AtomicU64;
 
+#[cfg(all(feature = "multiprocess", unix))]
+use crate::multiprocess::{Cell, FileKind, Series};
+
 /// What every counter series holds besides its value, in the same padded cache block.
 #[derive(Debug)]
 struct CounterCore {
@@ -19,6 +22,10 @@ struct CounterCore {
     /// When the series was created, as `f64` bits of seconds since the Unix epoch.
     created: AtomicU64,
     exemplar: ExemplarSlot,
+    /// In multi-process mode, the value's cell in this process's file (as `f64`), which
+    /// replaces `value`.
+    #[cfg(all(feature = "multiprocess", unix))]
+    mapped: Option<Cell>,
 }
 
 impl CounterCore {
@@ -27,10 +34,67 @@ impl CounterCore {
             value: AtomicU64::new(initial),
             created: AtomicU64::new(now_seconds().to_bits()),
             exemplar: ExemplarSlot::default(),
+            #[cfg(all(feature = "multiprocess", unix))]
+            mapped: None,
         }))
     }
 
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn new_mapped(initial: u64, series: &Series<'_>) -> Arc<CachePadded<Self>> {
+        Arc::new(CachePadded(Self {
+            value: AtomicU64::new(initial),
+            created: AtomicU64::new(now_seconds().to_bits()),
+            exemplar: ExemplarSlot::default(),
+            mapped: series.cell(FileKind::Counter, "_total", None),
+        }))
+    }
+
+    /// Adds `v` to a float counter's value.
+    #[inline]
+    fn add_f64(&self, v: f64) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.mapped {
+            return cell.add(v);
+        }
+        crate::util::atomic::add_f64(&self.value, v);
+    }
+
+    /// Adds `n` to an integer counter's value.
+    #[inline]
+    fn add_u64(&self, n: u64) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.mapped {
+            #[allow(clippy::cast_precision_loss)] // as prometheus_client: a double in the file
+            return cell.add(n as f64);
+        }
+        self.value.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A float counter's value.
+    fn get_f64(&self) -> f64 {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.mapped {
+            return cell.get();
+        }
+        f64::from_bits(self.value.load(Ordering::Relaxed))
+    }
+
+    /// An integer counter's value.
+    fn get_u64(&self) -> u64 {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.mapped {
+            // Whole and not negative: only whole increments were added.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            return cell.get() as u64;
+        }
+        self.value.load(Ordering::Relaxed)
+    }
+
     fn reset(&self, initial: u64) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cell) = self.mapped {
+            cell.set(0.0);
+        }
         self.value.store(initial, Ordering::Relaxed);
         self.created
             .store(now_seconds().to_bits(), Ordering::Relaxed);
@@ -73,13 +137,13 @@ impl Counter {
     /// Adds one.
     #[inline]
     pub fn inc(&self) {
-        self.core.value.fetch_add(1, Ordering::Relaxed);
+        self.core.add_u64(1);
     }
 
     /// Adds `n`.
     #[inline]
     pub fn inc_by(&self, n: u64) {
-        self.core.value.fetch_add(n, Ordering::Relaxed);
+        self.core.add_u64(n);
     }
 
     /// Adds `n` and keeps an exemplar with these labels (such as `trace_id`) as the series'
@@ -100,7 +164,7 @@ impl Counter {
     /// The current total.
     #[must_use]
     pub fn get(&self) -> u64 {
-        self.core.value.load(Ordering::Relaxed)
+        self.core.get_u64()
     }
 }
 
@@ -113,6 +177,13 @@ impl Sealed for Counter {
     fn create((): &()) -> Self {
         Self {
             core: CounterCore::new(0),
+        }
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped((): &(), series: &Series<'_>) -> Self {
+        Self {
+            core: CounterCore::new_mapped(0, series),
         }
     }
 
@@ -156,7 +227,7 @@ impl FloatCounter {
                 reason: "a counter increment must be finite and not negative",
             });
         }
-        crate::util::atomic::add_f64(&self.core.value, v);
+        self.core.add_f64(v);
         Ok(())
     }
 
@@ -174,13 +245,13 @@ impl FloatCounter {
 
     /// Adds one.
     pub fn inc(&self) {
-        crate::util::atomic::add_f64(&self.core.value, 1.0);
+        self.core.add_f64(1.0);
     }
 
     /// The current total.
     #[must_use]
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.core.value.load(Ordering::Relaxed))
+        self.core.get_f64()
     }
 }
 
@@ -193,6 +264,13 @@ impl Sealed for FloatCounter {
     fn create((): &()) -> Self {
         Self {
             core: CounterCore::new(0f64.to_bits()),
+        }
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped((): &(), series: &Series<'_>) -> Self {
+        Self {
+            core: CounterCore::new_mapped(0f64.to_bits(), series),
         }
     }
 

@@ -9,6 +9,46 @@ use crate::metric::{Number, Scratch, ValueRef};
 use crate::util::padded::CachePadded;
 use crate::util::sync::{AtomicI64, AtomicU64};
 
+#[cfg(all(feature = "multiprocess", unix))]
+use crate::multiprocess::{Cell, FileKind, GaugeMode, Series};
+
+/// A gauge's value in multi-process mode: its cell in this process's file, and whether `set`
+/// stamps it (the `mostrecent` modes).
+#[cfg(all(feature = "multiprocess", unix))]
+#[derive(Debug, Clone, Copy)]
+struct Mapped {
+    cell: Cell,
+    stamped: bool,
+}
+
+#[cfg(all(feature = "multiprocess", unix))]
+impl Mapped {
+    fn new(series: &Series<'_>) -> Option<Self> {
+        let mode = series.gauge_mode(GaugeMode::All);
+        Some(Self {
+            cell: series.cell(FileKind::Gauge(mode), "", None)?,
+            stamped: matches!(mode, GaugeMode::MostRecent | GaugeMode::LiveMostRecent),
+        })
+    }
+
+    #[inline]
+    fn set(self, v: f64) {
+        if self.stamped {
+            self.cell.set_at(v, crate::util::clock::now_seconds());
+        } else {
+            self.cell.set(v);
+        }
+    }
+}
+
+/// What a gauge series holds.
+#[derive(Debug, Default)]
+struct GaugeCore<T> {
+    value: T,
+    #[cfg(all(feature = "multiprocess", unix))]
+    mapped: Option<Mapped>,
+}
+
 /// An integer gauge, such as requests in flight or queue depth.
 ///
 /// ```
@@ -23,44 +63,60 @@ use crate::util::sync::{AtomicI64, AtomicU64};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Gauge {
-    value: Arc<CachePadded<AtomicI64>>,
+    core: Arc<CachePadded<GaugeCore<AtomicI64>>>,
 }
 
 impl Gauge {
     /// Sets the value.
     #[inline]
     pub fn set(&self, v: i64) {
-        self.value.store(v, Ordering::Relaxed);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = self.core.mapped {
+            #[allow(clippy::cast_precision_loss)] // as prometheus_client: a double in the file
+            return mapped.set(v as f64);
+        }
+        self.core.value.store(v, Ordering::Relaxed);
     }
 
     /// Adds one.
     #[inline]
     pub fn inc(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
+        self.add(1);
     }
 
     /// Subtracts one.
     #[inline]
     pub fn dec(&self) {
-        self.value.fetch_sub(1, Ordering::Relaxed);
+        self.add(-1);
     }
 
     /// Adds `n` (which may be negative).
     #[inline]
     pub fn add(&self, n: i64) {
-        self.value.fetch_add(n, Ordering::Relaxed);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = self.core.mapped {
+            #[allow(clippy::cast_precision_loss)]
+            return mapped.cell.add(n as f64);
+        }
+        self.core.value.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Subtracts `n`.
     #[inline]
     pub fn sub(&self, n: i64) {
-        self.value.fetch_sub(n, Ordering::Relaxed);
+        self.add(n.wrapping_neg());
     }
 
     /// The current value.
     #[must_use]
     pub fn get(&self) -> i64 {
-        self.value.load(Ordering::Relaxed)
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = self.core.mapped {
+            // Whole: only whole values were added or set.
+            #[allow(clippy::cast_possible_truncation)]
+            return mapped.cell.get() as i64;
+        }
+        self.core.value.load(Ordering::Relaxed)
     }
 
     /// Increments now and returns a guard that decrements when dropped: on return, on `?`, on
@@ -92,7 +148,17 @@ impl Sealed for Gauge {
 
     fn create((): &()) -> Self {
         Self {
-            value: Arc::default(),
+            core: Arc::default(),
+        }
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped((): &(), series: &Series<'_>) -> Self {
+        Self {
+            core: Arc::new(CachePadded(GaugeCore {
+                value: AtomicI64::new(0),
+                mapped: Mapped::new(series),
+            })),
         }
     }
 
@@ -117,32 +183,44 @@ impl Sealed for Gauge {
 /// ```
 #[derive(Debug, Clone)]
 pub struct FloatGauge {
-    bits: Arc<CachePadded<AtomicU64>>,
+    core: Arc<CachePadded<GaugeCore<AtomicU64>>>,
 }
 
 impl FloatGauge {
     /// Sets the value.
     #[inline]
     pub fn set(&self, v: f64) {
-        self.bits.store(v.to_bits(), Ordering::Relaxed);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = self.core.mapped {
+            return mapped.set(v);
+        }
+        self.core.value.store(v.to_bits(), Ordering::Relaxed);
     }
 
     /// Adds `v` (which may be negative).
     #[inline]
     pub fn add(&self, v: f64) {
-        crate::util::atomic::add_f64(&self.bits, v);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = self.core.mapped {
+            return mapped.cell.add(v);
+        }
+        crate::util::atomic::add_f64(&self.core.value, v);
     }
 
     /// Subtracts `v`.
     #[inline]
     pub fn sub(&self, v: f64) {
-        crate::util::atomic::add_f64(&self.bits, -v);
+        self.add(-v);
     }
 
     /// The current value.
     #[must_use]
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = self.core.mapped {
+            return mapped.cell.get();
+        }
+        f64::from_bits(self.core.value.load(Ordering::Relaxed))
     }
 }
 
@@ -154,7 +232,21 @@ impl Sealed for FloatGauge {
 
     fn create((): &()) -> Self {
         Self {
-            bits: Arc::new(CachePadded(AtomicU64::new(0f64.to_bits()))),
+            core: Arc::new(CachePadded(GaugeCore {
+                value: AtomicU64::new(0f64.to_bits()),
+                #[cfg(all(feature = "multiprocess", unix))]
+                mapped: None,
+            })),
+        }
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped((): &(), series: &Series<'_>) -> Self {
+        Self {
+            core: Arc::new(CachePadded(GaugeCore {
+                value: AtomicU64::new(0f64.to_bits()),
+                mapped: Mapped::new(series),
+            })),
         }
     }
 

@@ -13,6 +13,34 @@ use crate::metric::{
 use crate::util::clock::now_seconds;
 use crate::util::sync::{AtomicU64, OnceLock};
 
+#[cfg(all(feature = "multiprocess", unix))]
+use crate::multiprocess::{Cell, FileKind, Series};
+
+/// A histogram's values in multi-process mode, as prometheus_client keeps them: a count per
+/// bucket (not cumulative) and the sum, each a cell of this process's file.
+#[cfg(all(feature = "multiprocess", unix))]
+#[derive(Debug)]
+struct Mapped {
+    buckets: Box<[Cell]>,
+    sum: Cell,
+}
+
+#[cfg(all(feature = "multiprocess", unix))]
+impl Mapped {
+    fn new(bounds: &[f64], series: &Series<'_>) -> Option<Self> {
+        let buckets = bounds
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .map(|le| series.cell(FileKind::Histogram, "_bucket", Some(le)))
+            .collect::<Option<_>>()?;
+        Some(Self {
+            buckets,
+            sum: series.cell(FileKind::Histogram, "_sum", None)?,
+        })
+    }
+}
+
 /// A histogram: observations counted into buckets, with their sum.
 ///
 /// An observation is a bucket search (a few nanoseconds over 14 bounds) and two atomic
@@ -61,6 +89,9 @@ struct HistogramCore {
     created: AtomicU64,
     /// The latest exemplar of each bucket, allocated with the first exemplar.
     exemplars: OnceLock<Box<[ExemplarSlot]>>,
+    /// In multi-process mode, the cells that replace `counts` and the sums.
+    #[cfg(all(feature = "multiprocess", unix))]
+    mapped: Option<Mapped>,
 }
 
 impl Histogram {
@@ -70,6 +101,13 @@ impl Histogram {
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
         let index = bucket_index(&core.bounds, v);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = &core.mapped {
+            if v.is_finite() {
+                mapped.sum.add(v);
+            }
+            return mapped.buckets[index].add(1.0);
+        }
         // An infinite or NaN observation would make the sum infinite or NaN for the life of
         // the series: it is counted, in its bucket, and left out of the sum.
         if v.is_finite() {
@@ -105,6 +143,11 @@ impl Histogram {
     pub fn observe_duration(&self, elapsed: Duration) {
         let core = &*self.core;
         let index = bucket_index(&core.bounds, elapsed.as_secs_f64());
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = &core.mapped {
+            mapped.sum.add(elapsed.as_secs_f64());
+            return mapped.buckets[index].add(1.0);
+        }
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         core.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
         // Last, with release, as in `observe`.
@@ -124,6 +167,12 @@ impl Histogram {
     /// The number of observations so far.
     #[must_use]
     pub fn count(&self) -> u64 {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = &self.core.mapped {
+            // Whole counts, each below 2^53.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            return mapped.buckets.iter().map(|b| b.get() as u64).sum();
+        }
         self.core
             .counts
             .iter()
@@ -174,10 +223,33 @@ impl HistogramCore {
     /// The observed values' sum plus the observed durations' sum, the latter divided into
     /// seconds once: exact for a histogram that only times.
     fn sum(&self) -> f64 {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = &self.mapped {
+            return mapped.sum.get();
+        }
         let values = f64::from_bits(self.sum_bits.load(Ordering::Relaxed));
         #[allow(clippy::cast_precision_loss)] // exact below 2^53 ns (104 days of durations)
         let durations = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         values + durations
+    }
+}
+
+impl Histogram {
+    fn with_core(buckets: &Buckets, finish: impl FnOnce(HistogramCore) -> HistogramCore) -> Self {
+        Self {
+            core: Arc::new(finish(HistogramCore {
+                bounds: Arc::clone(&buckets.bounds),
+                counts: (0..=buckets.bounds.len())
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+                sum_bits: AtomicU64::new(0f64.to_bits()),
+                sum_nanos: AtomicU64::new(0),
+                created: AtomicU64::new(now_seconds().to_bits()),
+                exemplars: OnceLock::new(),
+                #[cfg(all(feature = "multiprocess", unix))]
+                mapped: None,
+            })),
+        }
     }
 }
 
@@ -188,21 +260,23 @@ impl Sealed for Histogram {
     const KIND: MetricKind = MetricKind::Histogram;
 
     fn create(buckets: &Buckets) -> Self {
-        Self {
-            core: Arc::new(HistogramCore {
-                bounds: Arc::clone(&buckets.bounds),
-                counts: (0..=buckets.bounds.len())
-                    .map(|_| AtomicU64::new(0))
-                    .collect(),
-                sum_bits: AtomicU64::new(0f64.to_bits()),
-                sum_nanos: AtomicU64::new(0),
-                created: AtomicU64::new(now_seconds().to_bits()),
-                exemplars: OnceLock::new(),
-            }),
-        }
+        Self::with_core(buckets, |core| core)
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped(buckets: &Buckets, series: &Series<'_>) -> Self {
+        Self::with_core(buckets, |core| HistogramCore {
+            mapped: Mapped::new(&buckets.bounds, series),
+            ..core
+        })
     }
 
     fn reset(&self, _: &Buckets) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = &self.core.mapped {
+            mapped.buckets.iter().for_each(|b| b.set(0.0));
+            mapped.sum.set(0.0);
+        }
         for count in &*self.core.counts {
             count.store(0, Ordering::Relaxed);
         }
@@ -222,9 +296,20 @@ impl Sealed for Histogram {
         let mut cumulative = 0u64;
         // The buckets with acquire, before the sum: every observation counted here is in the
         // sum read below (which may hold a few more, observed meanwhile).
-        for count in &*core.counts {
-            cumulative += count.load(Ordering::Acquire);
-            scratch.counts.push(cumulative);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mapped) = &core.mapped {
+            for bucket in &*mapped.buckets {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let count = bucket.get() as u64;
+                cumulative += count;
+                scratch.counts.push(cumulative);
+            }
+        }
+        if scratch.counts.is_empty() {
+            for count in &*core.counts {
+                cumulative += count.load(Ordering::Acquire);
+                scratch.counts.push(cumulative);
+            }
         }
         scratch.exemplars.clear();
         if let (true, Some(slots)) = (scratch.want_exemplars, core.exemplars.get()) {

@@ -60,6 +60,16 @@ pub(crate) mod sealed {
         type Config: Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
         const KIND: MetricKind;
         fn create(config: &Self::Config) -> Self;
+        /// A new series whose values live in this process's multi-process files; types that
+        /// have no place there (info) stay in memory.
+        #[cfg(all(feature = "multiprocess", unix))]
+        fn create_mapped(config: &Self::Config, series: &crate::multiprocess::Series<'_>) -> Self
+        where
+            Self: Sized,
+        {
+            let _ = series;
+            Self::create(config)
+        }
         /// Back to the state `create` gives, for a removed series that comes back.
         fn reset(&self, config: &Self::Config);
         fn read<'a>(&'a self, config: &'a Self::Config, scratch: &'a mut Scratch) -> ValueRef<'a>;

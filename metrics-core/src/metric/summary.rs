@@ -146,6 +146,10 @@ impl SummaryConfig {
 #[derive(Debug, Clone)]
 pub struct Summary {
     core: Arc<Mutex<Window>>,
+    /// In multi-process mode, the count and sum in this process's file (prometheus_client
+    /// keeps no quantiles there), written beside the window.
+    #[cfg(all(feature = "multiprocess", unix))]
+    mapped: Option<[crate::multiprocess::Cell; 2]>,
 }
 
 impl Summary {
@@ -171,6 +175,13 @@ impl Summary {
             }
             let head = window.head;
             window.sketches[head].add(v);
+        }
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some([count, sum]) = self.mapped {
+            count.add(1.0);
+            if v.is_finite() {
+                sum.add(v);
+            }
         }
     }
 
@@ -211,10 +222,26 @@ impl Sealed for Summary {
     fn create(config: &SummaryConfig) -> Self {
         Self {
             core: Arc::new(Mutex::new(Window::new(config, Instant::now()))),
+            #[cfg(all(feature = "multiprocess", unix))]
+            mapped: None,
+        }
+    }
+
+    #[cfg(all(feature = "multiprocess", unix))]
+    fn create_mapped(config: &SummaryConfig, series: &crate::multiprocess::Series<'_>) -> Self {
+        use crate::multiprocess::FileKind;
+        let cell = |suffix| series.cell(FileKind::Summary, suffix, None);
+        Self {
+            core: Arc::new(Mutex::new(Window::new(config, Instant::now()))),
+            mapped: cell("_count").zip(cell("_sum")).map(|(c, s)| [c, s]),
         }
     }
 
     fn reset(&self, config: &SummaryConfig) {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = self.mapped {
+            cells.iter().for_each(|c| c.set(0.0));
+        }
         *self.core.lock().unwrap_or_else(PoisonError::into_inner) =
             Window::new(config, Instant::now());
     }

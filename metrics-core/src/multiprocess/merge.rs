@@ -67,6 +67,9 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
         .filter(|p| p.extension().is_some_and(|e| e == "db"))
         .collect();
     files.sort();
+    // vitals processes that have died: their live gauges stop counting, as if marked dead.
+    #[cfg(unix)]
+    let dead = super::store::dead_processes(dir);
     let mut skipped = Vec::new();
     let mut read = Vec::new();
     for path in files {
@@ -78,7 +81,13 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
             skipped.push((path, "not a prometheus_client file name".to_owned()));
             continue;
         };
-        let bytes = match std::fs::read(&path) {
+        #[cfg(unix)]
+        if name.mode.is_some_and(GaugeMode::is_live) && dead.contains(&name.process) {
+            // Another reader may have removed it first.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let bytes = match read_used(&path) {
             Ok(bytes) => bytes,
             // Removed by `mark_process_dead` since the listing: the process is gone.
             Err(e)
@@ -100,6 +109,25 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
     let (families, conflicts) = merge(read);
     skipped.extend(conflicts.into_iter().map(|c| (dir.to_path_buf(), c)));
     Ok(Merged { families, skipped })
+}
+
+/// The bytes of a file that its header says are in use (files are larger than that, and
+/// prometheus_client's start at 1 MiB): the header, then the rest. Shorter than its header
+/// says, the bytes it has (which the format then refuses).
+fn read_used(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(4096);
+    (&mut file).take(8).read_to_end(&mut bytes)?;
+    if let Some(header) = bytes.get(..4) {
+        let used = u32::from_ne_bytes(header.try_into().unwrap_or_default());
+        if used > 8 {
+            (&mut file)
+                .take(u64::from(used) - 8)
+                .read_to_end(&mut bytes)?;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Merges files already read; returns the families and a reason for each entry left out.

@@ -43,7 +43,20 @@
 //! ```
 
 mod format;
+#[cfg(unix)]
+mod mapped;
 mod merge;
+#[cfg(unix)]
+mod series;
+#[cfg(unix)]
+mod store;
+
+#[cfg(unix)]
+pub(crate) use mapped::Cell;
+#[cfg(unix)]
+pub(crate) use series::{FamilyFiles, Series};
+#[cfg(unix)]
+pub(crate) use store::{FileKind, ProcessStore};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,16 +199,7 @@ impl MultiProcessCollector {
     ///
     /// An [`io::Error`] when neither variable is set, or as for [`new`](Self::new).
     pub fn from_env() -> io::Result<Self> {
-        let dir = std::env::var_os(DIR_ENV)
-            .or_else(|| std::env::var_os("prometheus_multiproc_dir"))
-            .filter(|d| !d.is_empty())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{DIR_ENV} is not set: set it to the directory the processes share"),
-                )
-            })?;
-        Self::new(dir)
+        Self::new(dir_from_env()?)
     }
 
     /// The directory read.
@@ -225,6 +229,37 @@ impl Collector for MultiProcessCollector {
     fn skipped_total(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
+}
+
+/// This process's name in the file names of its multi-process directory (its pid, or
+/// `<pid>-<n>` when files of that pid were already there); `None` until a
+/// [`Registry::multiprocess`](crate::Registry::multiprocess) is made. A forked child has its
+/// own.
+#[cfg(unix)]
+#[must_use]
+pub fn process_id() -> Option<String> {
+    store::ProcessStore::current().map(ProcessStore::id)
+}
+
+/// Reads and merges `dir` once, for a registry in multi-process mode.
+#[cfg(unix)]
+pub(crate) fn read_merged(dir: &Path) -> io::Result<Merged> {
+    merge::read_dir(dir)
+}
+
+/// The directory in `PROMETHEUS_MULTIPROC_DIR` (or prometheus_client's older lower-case
+/// `prometheus_multiproc_dir`).
+pub(crate) fn dir_from_env() -> io::Result<PathBuf> {
+    std::env::var_os(DIR_ENV)
+        .or_else(|| std::env::var_os("prometheus_multiproc_dir"))
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{DIR_ENV} is not set: set it to the directory the processes share"),
+            )
+        })
 }
 
 /// One reading of a multi-process directory.

@@ -22,6 +22,8 @@ pub struct MetricBuilder<'r, M: Metric> {
     unit: Option<String>,
     config: M::Config,
     error: Option<Error>,
+    #[cfg(all(feature = "multiprocess", unix))]
+    gauge_mode: Option<crate::multiprocess::GaugeMode>,
 }
 
 impl<M: Metric> fmt::Debug for MetricBuilder<'_, M> {
@@ -48,6 +50,8 @@ impl<'r, M: Metric> MetricBuilder<'r, M> {
             unit: None,
             config,
             error: None,
+            #[cfg(all(feature = "multiprocess", unix))]
+            gauge_mode: None,
         }
     }
 
@@ -97,6 +101,46 @@ impl<'r, M: Metric> MetricBuilder<'r, M> {
             self.error.get_or_insert(e);
         }
         self
+    }
+}
+
+// `multiprocess_mode` on the builders of gauges and gauge families.
+macro_rules! gauge_mode {
+    ($($builder:ident<$m:ty>),*) => {$(
+        #[cfg(all(feature = "multiprocess", unix))]
+        #[cfg_attr(docsrs, doc(cfg(all(feature = "multiprocess", unix))))]
+        impl $builder<'_, $m> {
+            /// Sets how this gauge's values from several processes merge in multi-process
+            /// mode, by prometheus_client's names. Defaults to
+            /// [`GaugeMode::All`](crate::multiprocess::GaugeMode::All) (one series per
+            /// process, with a `pid` label), as prometheus_client's. A registry in memory
+            /// ignores it.
+            pub fn multiprocess_mode(mut self, mode: crate::multiprocess::GaugeMode) -> Self {
+                *self.gauge_mode_mut() = Some(mode);
+                self
+            }
+        }
+    )*};
+}
+
+gauge_mode!(
+    MetricBuilder<crate::metric::Gauge>,
+    MetricBuilder<crate::metric::FloatGauge>,
+    FamilyBuilder<crate::metric::Gauge>,
+    FamilyBuilder<crate::metric::FloatGauge>
+);
+
+#[cfg(all(feature = "multiprocess", unix))]
+impl<M: Metric> MetricBuilder<'_, M> {
+    fn gauge_mode_mut(&mut self) -> &mut Option<crate::multiprocess::GaugeMode> {
+        &mut self.gauge_mode
+    }
+}
+
+#[cfg(all(feature = "multiprocess", unix))]
+impl<M: Metric> FamilyBuilder<'_, M> {
+    fn gauge_mode_mut(&mut self) -> &mut Option<crate::multiprocess::GaugeMode> {
+        &mut self.base.gauge_mode
     }
 }
 
@@ -184,6 +228,8 @@ impl<M: Metric> FamilyBuilder<'_, M> {
             help: base.help,
             unit: base.unit,
             labels: self.labels,
+            #[cfg(all(feature = "multiprocess", unix))]
+            gauge_mode: base.gauge_mode,
         };
         base.registry.register_core::<M>(spec, base.config, cap)
     }

@@ -105,6 +105,17 @@ struct Store {
     /// Collectors shared by everything registered through one view (see
     /// [`Registry::view_collector`]).
     shared: Mutex<Vec<SharedCollector>>,
+    /// In multi-process mode, this process's files, and the directory's files left out of
+    /// scrapes so far.
+    #[cfg(all(feature = "multiprocess", unix))]
+    multiprocess: Option<Multiprocess>,
+}
+
+#[cfg(all(feature = "multiprocess", unix))]
+#[derive(Debug)]
+struct Multiprocess {
+    store: &'static crate::multiprocess::ProcessStore,
+    skipped: AtomicU64,
 }
 
 impl Store {
@@ -154,12 +165,71 @@ impl Registry {
         }
     }
 
+    /// A registry in multi-process mode: the values of its counters, gauges, histograms and
+    /// summaries live in this process's files in `dir`, and a scrape of it merges the files of
+    /// every process there (see [`multiprocess`](crate::multiprocess)). `dir` is created if
+    /// need be. Every multi-process registry of a process shares one set of files.
+    ///
+    /// # Errors
+    ///
+    /// An [`io::Error`](std::io::Error) naming the directory when it cannot be created or
+    /// written, or when this process already writes to another directory.
+    #[cfg(all(feature = "multiprocess", unix))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "multiprocess", unix))))]
+    pub fn multiprocess(dir: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let store = crate::multiprocess::ProcessStore::open(dir.as_ref())?;
+        Ok(Self {
+            store: Arc::new(Store {
+                multiprocess: Some(Multiprocess {
+                    store,
+                    skipped: AtomicU64::new(0),
+                }),
+                ..Store::default()
+            }),
+            view: Self::new().view,
+        })
+    }
+
+    /// [`multiprocess`](Self::multiprocess) on the directory in `PROMETHEUS_MULTIPROC_DIR`, the
+    /// variable prometheus_client reads.
+    ///
+    /// # Errors
+    ///
+    /// As [`multiprocess`](Self::multiprocess), or when the variable is not set.
+    #[cfg(all(feature = "multiprocess", unix))]
+    #[cfg_attr(docsrs, doc(cfg(all(feature = "multiprocess", unix))))]
+    pub fn multiprocess_from_env() -> std::io::Result<Self> {
+        Self::multiprocess(crate::multiprocess::dir_from_env()?)
+    }
+
+    /// Whether this registry is in multi-process mode.
+    #[must_use]
+    pub fn is_multiprocess(&self) -> bool {
+        #[cfg(all(feature = "multiprocess", unix))]
+        return self.store.multiprocess.is_some();
+        #[cfg(not(all(feature = "multiprocess", unix)))]
+        false
+    }
+
     /// The process-wide registry that the adapters and `#[instrumented]` use unless told
     /// otherwise.
+    ///
+    /// With the `multiprocess` feature, it is in multi-process mode when
+    /// `PROMETHEUS_MULTIPROC_DIR` is set when it is first used, as prometheus_client's is (and
+    /// in memory if that directory cannot be used: [`Registry::multiprocess_from_env`] says
+    /// why).
     #[must_use]
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
-        GLOBAL.get_or_init(Registry::new)
+        GLOBAL.get_or_init(|| {
+            #[cfg(all(feature = "multiprocess", unix))]
+            if crate::multiprocess::dir_from_env().is_ok() {
+                if let Ok(registry) = Self::multiprocess_from_env() {
+                    return registry;
+                }
+            }
+            Registry::new()
+        })
     }
 
     /// A view whose metrics are named `<prefix>_<name>` (nested prefixes join with `_`).

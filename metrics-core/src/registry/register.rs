@@ -19,7 +19,28 @@ impl Registry {
         cap: usize,
     ) -> Result<Arc<FamilyCore<M>>, Error> {
         let kind = M::KIND;
+        #[cfg(all(feature = "multiprocess", unix))]
+        let gauge_mode = spec.gauge_mode;
         let desc = self.describe(spec, kind)?;
+        let new_core = |desc, config| {
+            #[allow(unused_mut)]
+            let mut core = FamilyCore::<M>::new(desc, config, cap);
+            #[cfg(all(feature = "multiprocess", unix))]
+            if let (
+                Some(mp),
+                MetricKind::Counter
+                | MetricKind::Gauge
+                | MetricKind::Histogram
+                | MetricKind::Summary,
+            ) = (&self.store.multiprocess, kind)
+            {
+                core.files = Some(crate::multiprocess::FamilyFiles {
+                    store: mp.store,
+                    mode: gauge_mode,
+                });
+            }
+            Arc::new(core)
+        };
         let mut metrics = self
             .store
             .metrics
@@ -52,7 +73,7 @@ impl Registry {
                     .downcast::<FamilyCore<M>>()
                     .map_err(|_| Error::conflict(&desc.name, OTHER_VALUE_TYPE));
             }
-            let core = Arc::new(FamilyCore::<M>::new(desc, config, cap));
+            let core = new_core(desc, config);
             group
                 .members
                 .push(Arc::clone(&core) as Arc<dyn ErasedFamily>);
@@ -74,7 +95,7 @@ impl Registry {
             ));
         }
         let index = metrics.groups.len();
-        let core = Arc::new(FamilyCore::<M>::new(desc, config, cap));
+        let core = new_core(desc, config);
         metrics.groups.push(Group {
             members: vec![Arc::clone(&core) as Arc<dyn ErasedFamily>],
         });
@@ -133,6 +154,9 @@ pub(super) struct Spec {
     pub(super) help: String,
     pub(super) unit: Option<String>,
     pub(super) labels: Vec<String>,
+    /// How a gauge's values from several processes merge, in multi-process mode.
+    #[cfg(all(feature = "multiprocess", unix))]
+    pub(super) gauge_mode: Option<crate::multiprocess::GaugeMode>,
 }
 
 /// Why two registrations under one name differ, if they do.

@@ -39,6 +39,10 @@ impl Registry {
 
     pub(super) fn visit_inner(&self, sink: &mut dyn Sink, mut scratch: Scratch) {
         let mut overflowed: Vec<(Box<str>, u64)> = Vec::new();
+        // In multi-process mode, the directory's merged families, by name: the registered
+        // families that keep their values there are read from them.
+        let mut merged = self.read_multiprocess();
+        let mut multiprocess_errors = 0u64;
         {
             let metrics = self.store.read();
             for group in &metrics.groups {
@@ -49,16 +53,48 @@ impl Registry {
                     unit: desc.unit.as_deref(),
                     kind: desc.kind,
                 });
+                let mut from_dir = false;
                 for member in &group.members {
-                    member.visit(sink, &mut scratch);
+                    if member.mapped() {
+                        from_dir = true;
+                    } else {
+                        member.visit(sink, &mut scratch);
+                    }
                     let n = member.overflowed();
                     if n > 0 {
                         overflowed.push((desc.name.clone(), n));
                     }
                 }
+                if let Some(family) = from_dir.then(|| merged.remove(&*desc.name)).flatten() {
+                    if family.kind == desc.kind {
+                        visit_samples(sink, &family, &[]);
+                    } else {
+                        multiprocess_errors += 1;
+                    }
+                }
+            }
+            // What other processes (prometheus_client's among them) registered and this one
+            // did not.
+            let mut rest: Vec<MetricFamily> = merged.into_values().collect();
+            rest.sort_by(|a, b| a.name.cmp(&b.name));
+            for family in rest {
+                let names = sample_names(&family.name, family.kind);
+                let clash = names.iter().any(|n| {
+                    metrics.claimed.contains_key(n)
+                        || n == OVERFLOW_METRIC
+                        || n == COLLECTOR_ERRORS_METRIC
+                });
+                if clash || family.check(&family.name).is_err() {
+                    multiprocess_errors += 1;
+                } else {
+                    visit_collected(sink, &family, &family.name, &[]);
+                }
             }
         }
-        let failures = self.visit_collectors(sink);
+        let mut failures = self.visit_collectors(sink);
+        if let Some(errors) = self.multiprocess_errors(multiprocess_errors) {
+            failures.insert(0, ("multiprocess".into(), errors));
+        }
         visit_counts(
             sink,
             OVERFLOW_METRIC,
@@ -74,6 +110,42 @@ impl Registry {
             "collector",
             &failures,
         );
+    }
+
+    /// The merged families of the multi-process directory, by name; none in memory mode.
+    fn read_multiprocess(&self) -> std::collections::HashMap<String, MetricFamily> {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mp) = &self.store.multiprocess {
+            return match crate::multiprocess::read_merged(mp.store.dir()) {
+                Ok(merged) => {
+                    mp.skipped
+                        .fetch_add(merged.skipped.len() as u64, Ordering::Relaxed);
+                    merged
+                        .families
+                        .into_iter()
+                        .map(|f| (f.name.clone(), f))
+                        .collect()
+                }
+                Err(_) => {
+                    mp.skipped.fetch_add(1, Ordering::Relaxed);
+                    std::collections::HashMap::new()
+                }
+            };
+        }
+        std::collections::HashMap::new()
+    }
+
+    /// The multi-process errors so far, with `now` more from this scrape: files and
+    /// families left out, and series kept in memory because their file could not take them.
+    #[allow(clippy::unused_self)]
+    fn multiprocess_errors(&self, now: u64) -> Option<u64> {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(mp) = &self.store.multiprocess {
+            let total = mp.skipped.fetch_add(now, Ordering::Relaxed) + now + mp.store.failures();
+            return (total > 0).then_some(total);
+        }
+        let _ = now;
+        None
     }
 
     /// Runs every collector, exposes the valid families and returns the failure counts.
@@ -176,6 +248,10 @@ fn visit_collected(
         unit: family.unit.as_deref(),
         kind: family.kind,
     });
+    visit_samples(sink, family, consts);
+}
+
+fn visit_samples(sink: &mut dyn Sink, family: &MetricFamily, consts: &[(Box<str>, Box<str>)]) {
     for (labels, value) in &family.samples {
         let labels = LabelsRef {
             pairs: Pairs::Owned(labels),

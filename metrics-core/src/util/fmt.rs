@@ -28,3 +28,28 @@ pub(crate) fn write_escaped_label_value(out: &mut String, value: &str) {
         }
     }
 }
+
+/// A JSON string: `"`, `\` and control characters escaped, and with `ascii` every character
+/// beyond ASCII too (as `\uXXXX`, surrogate pairs past the first plane), as Python's
+/// `json.dumps` does by default (which spells two control characters, `\b` and `\f`, short).
+pub(crate) fn json_string(out: &mut String, s: &str, ascii: bool) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || (ascii && !c.is_ascii()) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
