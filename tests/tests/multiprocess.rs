@@ -477,7 +477,17 @@ fn python_reads_what_vitals_processes_write_and_everyone_agrees_through_a_sigkil
         &[("shard", "x"), ("pid", &big_id)]
     )
     .is_none());
-    assert!(get(&after, "mp_gauge_all", &[("shard", "x"), ("pid", &big_id)]).is_some());
+    assert!(get(&after, "mp_gauge_all", &[("shard", "x"), ("pid", &big_id)]).is_none());
+    // Its files are folded into the archives: the scrape reads no more files than before.
+    let files: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !files.iter().any(|f| f.contains(&big_id)),
+        "the dead worker's files are gone: {files:?}"
+    );
+    assert!(files.iter().any(|f| f == "counter_archive.db"), "{files:?}");
     // The dead worker's live files are gone, so Python's collector agrees too.
     assert_eq!(
         normalized(&after, "mp_"),
@@ -509,4 +519,75 @@ fn python_reads_what_vitals_processes_write_and_everyone_agrees_through_a_sigkil
         normalized(&python_multiprocess_collect(&dir.0), "mp_")
     );
     fresh.stop();
+}
+
+#[test]
+fn compaction_under_concurrent_scrapes_never_shows_a_total_going_down() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = TempDir::new("compaction");
+    // One worker stays up throughout, so that the directory is one run.
+    let anchor = Worker::start(&dir.0, 2);
+    let done = Arc::new(AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..2)
+        .map(|_| {
+            let (dir, done) = (dir.0.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let collector = MultiProcessCollector::new(&dir).unwrap();
+                let registry = Registry::new();
+                registry.register_collector("mp", collector).unwrap();
+                let (mut last, mut scrapes) = (0.0, 0u32);
+                while !done.load(Ordering::Acquire) {
+                    let jobs = registry
+                        .get_sample_value("mp_jobs_total", &[])
+                        .unwrap_or(0.0);
+                    assert!(jobs >= last, "mp_jobs_total went from {last} to {jobs}");
+                    last = jobs;
+                    scrapes += 1;
+                }
+                scrapes
+            })
+        })
+        .collect();
+    // Twelve workers come and go, half of them killed; each adds 3 × 1 jobs.
+    for i in 0..12 {
+        let worker = Worker::start(&dir.0, 1);
+        if i % 2 == 0 {
+            worker.kill();
+        } else {
+            worker.stop();
+        }
+    }
+    done.store(true, Ordering::Release);
+    for scraper in scrapers {
+        assert!(scraper.join().expect("no scraper saw a total go down") > 0);
+    }
+    let samples = vitals_scrape(&dir.0);
+    assert_eq!(
+        value(&samples, "mp_jobs_total", &[]),
+        Some(6.0 + 12.0 * 3.0)
+    );
+    assert_eq!(
+        value(&samples, "mp_in_flight", &[]),
+        Some(2.0),
+        "the anchor's only"
+    );
+    assert_eq!(
+        normalized(&samples, "mp_"),
+        normalized(&python_multiprocess_collect(&dir.0), "mp_")
+    );
+    // The anchor's 13 files, the archives, and no more: scrape time stays bounded.
+    let db_files = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "db")
+        })
+        .count();
+    assert!(db_files <= 13 + 8, "{db_files} files");
+    anchor.stop();
 }

@@ -33,7 +33,6 @@
 //! # Ok::<(), vitals_core::Error>(())
 //! ```
 
-
 use crate::family::{FamilyRef, LabelsRef, Sink};
 use crate::metric::{Number, ValueRef};
 use crate::registry::Registry;

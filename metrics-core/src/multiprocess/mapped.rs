@@ -238,8 +238,8 @@ impl Cell {
     }
 }
 
-/// Takes an exclusive `flock` on `file` without waiting; `Ok(false)` when another open file
-/// holds one.
+/// Takes an exclusive or shared `flock` on `file` without waiting; `Ok(false)` when another
+/// open file holds a conflicting one.
 pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<bool> {
     let op = if exclusive {
         libc::LOCK_EX
@@ -259,11 +259,16 @@ pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<bool> {
     }
 }
 
-/// Waits for an exclusive `flock` on `file`, released when `file` is closed.
-pub(crate) fn lock(file: &File) -> io::Result<()> {
+/// Waits for an exclusive or shared `flock` on `file`, released when `file` is closed.
+pub(crate) fn lock(file: &File, exclusive: bool) -> io::Result<()> {
+    let op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     loop {
         // SAFETY: as in `try_lock`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
         if rc == 0 {
             return Ok(());
         }

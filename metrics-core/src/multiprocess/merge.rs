@@ -55,6 +55,25 @@ struct Acc {
 }
 
 pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
+    // vitals processes that have died: their live gauges stop counting, as if marked dead,
+    // and their other files are folded into the archives, under the directory lock; then the
+    // directory is read under it, shared, so that no compaction runs meanwhile.
+    #[cfg(unix)]
+    let dead = super::store::dead_processes(dir);
+    #[cfg(unix)]
+    let _reading = {
+        if !dead.is_empty() {
+            if let Some(lock) = super::store::dir_lock(dir) {
+                if super::mapped::try_lock(&lock, true).unwrap_or(false) {
+                    let dead: Vec<String> = dead.iter().cloned().collect();
+                    remove_live_files(dir, &dead);
+                    // A compaction that fails leaves files in place: they are read as they are.
+                    let _ = super::compact::compact(dir, &dead);
+                }
+            }
+        }
+        super::store::dir_lock(dir).filter(|lock| super::mapped::lock(lock, false).is_ok())
+    };
     let listing = std::fs::read_dir(dir).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -67,9 +86,6 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
         .filter(|p| p.extension().is_some_and(|e| e == "db"))
         .collect();
     files.sort();
-    // vitals processes that have died: their live gauges stop counting, as if marked dead.
-    #[cfg(unix)]
-    let dead = super::store::dead_processes(dir);
     let mut skipped = Vec::new();
     let mut read = Vec::new();
     for path in files {
@@ -109,6 +125,16 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
     let (families, conflicts) = merge(read);
     skipped.extend(conflicts.into_iter().map(|c| (dir.to_path_buf(), c)));
     Ok(Merged { families, skipped })
+}
+
+/// Removes the `live*` gauge files of the processes `dead`.
+#[cfg(unix)]
+fn remove_live_files(dir: &Path, dead: &[String]) {
+    for id in dead {
+        for mode in GaugeMode::ALL.into_iter().filter(|m| m.is_live()) {
+            let _ = std::fs::remove_file(dir.join(format!("gauge_{mode}_{id}.db")));
+        }
+    }
 }
 
 /// The bytes of a file that its header says are in use (files are larger than that, and

@@ -42,6 +42,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(unix)]
+mod compact;
 mod format;
 #[cfg(unix)]
 mod mapped;

@@ -34,7 +34,7 @@ pub(crate) enum FileKind {
 }
 
 impl FileKind {
-    fn file_name(self, id: &str) -> String {
+    pub(crate) fn file_name(self, id: &str) -> String {
         match self {
             Self::Counter => format!("counter_{id}.db"),
             Self::Gauge(mode) => format!("gauge_{mode}_{id}.db"),
@@ -108,7 +108,7 @@ impl ProcessStore {
             )
         };
         std::fs::create_dir_all(dir).map_err(context)?;
-        let (id, lock) = claim_id(dir).map_err(context)?;
+        let (id, lock) = claim_id(dir, true).map_err(context)?;
         let store = Self {
             dir: dir.to_path_buf(),
             state: Mutex::new(State {
@@ -241,25 +241,48 @@ pub(crate) fn dead_processes(dir: &Path) -> std::collections::HashSet<String> {
         .collect()
 }
 
-/// Picks this process's id under the directory lock, and takes its liveness lock: the pid,
-/// or `<pid>-<n>` for the first `n` that no file in the directory uses. A directory whose
-/// vitals processes are all gone is from an earlier run: their files are removed first.
-fn claim_id(dir: &Path) -> io::Result<(String, File)> {
-    let dir_lock = OpenOptions::new()
+/// The directory lock (`vitals.lock`), created if need be; `None` when the directory cannot
+/// take it (read-only), which leaves readers without it.
+pub(crate) fn dir_lock(dir: &Path) -> Option<File> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join("vitals.lock"))?;
-    mapped::lock(&dir_lock)?;
+        .open(dir.join("vitals.lock"))
+        .ok()
+}
+
+/// Picks this process's id, and takes its liveness lock: the pid, or `<pid>-<n>` for the
+/// first `n` that no file in the directory uses. With `new_run_check` (not in a forked child,
+/// whose parent is alive), under the directory lock: a directory whose vitals processes are
+/// all gone is from an earlier run, and their files are removed first.
+fn claim_id(dir: &Path, new_run_check: bool) -> io::Result<(String, File)> {
+    let dir_lock = if new_run_check {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("vitals.lock"))?;
+        mapped::lock(&file, true)?;
+        Some(file)
+    } else {
+        None
+    };
     let mut names = list(dir)?;
     let vitals_ids: Vec<String> = names
         .iter()
         .filter_map(|n| lock_file_id(n).map(str::to_owned))
         .collect();
-    if !vitals_ids.is_empty() && vitals_ids.iter().all(|id| is_alive(dir, id) == Some(false)) {
+    let archived = names.iter().any(|n| db_of(n, super::compact::ARCHIVE));
+    let earlier_run = (archived || !vitals_ids.is_empty())
+        && vitals_ids.iter().all(|id| is_alive(dir, id) == Some(false));
+    if dir_lock.is_some() && earlier_run {
         for name in &names {
-            let owned = lock_file_id(name).is_some() || vitals_ids.iter().any(|id| db_of(name, id));
+            let owned = lock_file_id(name).is_some()
+                || db_of(name, super::compact::ARCHIVE)
+                || vitals_ids.iter().any(|id| db_of(name, id));
             if owned {
                 std::fs::remove_file(dir.join(name))?;
             }
@@ -348,7 +371,9 @@ extern "C" fn child_after_fork() {
 }
 
 fn store_for_child(dir: &Path, state: &mut State) -> io::Result<()> {
-    let (id, lock) = claim_id(dir)?;
+    // Without the directory lock: a descriptor of it inherited from a scrape under way in
+    // the parent would hold it for as long as this child lives.
+    let (id, lock) = claim_id(dir, false)?;
     for entries in &mut state.files {
         let file = create(&dir.join(entries.kind.file_name(&id)))?;
         let mut bytes = vec![0u8; 8];
@@ -396,7 +421,7 @@ mod tests {
         std::fs::write(dir.join(format!("counter_{pid}.db")), b"").unwrap();
         let other = File::create(dir.join(format!("vitals_{pid}.lock"))).unwrap();
         assert!(mapped::try_lock(&other, true).unwrap());
-        let (id, lock) = claim_id(&dir).unwrap();
+        let (id, lock) = claim_id(&dir, true).unwrap();
         assert_eq!(id, format!("{pid}-1"));
         assert!(!mapped::try_lock(
             &File::open(dir.join(format!("vitals_{id}.lock"))).unwrap(),
@@ -414,7 +439,7 @@ mod tests {
         drop(other);
         std::fs::write(dir.join("counter_777.db"), b"").unwrap();
         std::fs::write(dir.join(format!("gauge_livesum_{pid}-1.db")), b"").unwrap();
-        let (id, _lock) = claim_id(&dir).unwrap();
+        let (id, _lock) = claim_id(&dir, true).unwrap();
         assert_eq!(id, pid.to_string());
         assert_eq!(
             names(&dir),
@@ -475,8 +500,12 @@ mod tests {
             })
             .sum();
         assert_eq!(jobs_total, 7.0, "the parent's 6 and the child's 1");
+        // The child has exited: its counter is folded into the archive, and its own series
+        // of an `all` gauge leaves the view.
+        assert!(dir.join("counter_archive.db").exists());
         let busy = value("busy");
-        assert_eq!(busy.len(), 2, "one series per process (mode all): {busy:?}");
+        assert_eq!(busy.len(), 1, "the parent's series only: {busy:?}");
+        assert_eq!(busy[0].0, [("pid".to_owned(), parent.clone())]);
         // The registry's scrape merges the directory too.
         assert_eq!(registry.get_sample_value("jobs_total", &[]), Some(7.0));
         // The process that serves the scrape is alive; a second registry shares its files.
