@@ -83,6 +83,9 @@ pub struct Site<const B: usize> {
     /// flight are these minus the bucket counts), then per [`Outcome`] the `B` bucket counts
     /// (not cumulative) and the sum of nanoseconds.
     slots: OnceLock<Slots>,
+    /// In multi-process mode, the cells of this process's files that replace `slots`.
+    #[cfg(all(feature = "multiprocess", unix))]
+    mapped: OnceLock<mapped::Cells>,
 }
 
 /// Where the count of started calls is in a shard.
@@ -96,6 +99,8 @@ impl<const B: usize> Site<B> {
             meta,
             function: OnceLock::new(),
             slots: OnceLock::new(),
+            #[cfg(all(feature = "multiprocess", unix))]
+            mapped: OnceLock::new(),
         }
     }
 
@@ -109,6 +114,10 @@ impl<const B: usize> Site<B> {
         #[allow(clippy::cast_precision_loss)]
         let seconds = nanos as f64 * 1e-9;
         let index = crate::metric::bucket_index(self.meta.bounds, seconds);
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = self.mapped.get() {
+            return cells.record(outcome, index.min(B - 1), seconds);
+        }
         let shard = crate::util::shard::current();
         slots.add(shard, Self::slot(outcome, B), nanos);
         // The bounds come from the macro (B - 1 of them); `min` keeps a bad length in range.
@@ -134,6 +143,12 @@ impl<const B: usize> Site<B> {
             Some(type_name) => format!("{}::{}", short_type_name(type_name), self.meta.function),
             None => self.meta.function.to_owned(),
         };
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(view) = registry.multiprocess_view() {
+            if let Some(cells) = mapped::Cells::new(&view, &function, &self.meta) {
+                let _ = self.mapped.set(cells);
+            }
+        }
         let _ = self.function.set(function.into_boxed_str());
         crate::util::clock::init();
         // Before the site is added, so that a scrape always finds it complete.
@@ -141,9 +156,103 @@ impl<const B: usize> Site<B> {
             .slots
             .get_or_init(|| Slots::new(Self::slot(Outcome::Dropped, B) + 1));
         registry
-            .view_collector("vitals_functions", FunctionSites::new)
+            .view_collector("vitals_functions", || {
+                FunctionSites::new(registry.is_multiprocess())
+            })
             .add(self);
         slots
+    }
+}
+
+/// An `#[instrumented]` site's series in multi-process files, under the names and labels its
+/// collector exposes in memory mode.
+#[cfg(all(feature = "multiprocess", unix))]
+mod mapped {
+    use crate::multiprocess::{Cell, FileKind, GaugeMode, Series};
+    use crate::registry::MultiprocessView;
+
+    use super::{Outcome, SiteMeta};
+
+    #[derive(Debug)]
+    pub(super) struct Cells {
+        /// Calls in progress (`livesum`).
+        concurrent: Cell,
+        /// Per outcome: the calls counter, then the duration buckets (`+Inf` last), then the
+        /// duration sum.
+        outcomes: Box<[Cell]>,
+        buckets: usize,
+    }
+
+    impl Cells {
+        pub(super) fn new(
+            view: &MultiprocessView<'_>,
+            function: &str,
+            meta: &SiteMeta,
+        ) -> Option<Self> {
+            let name = |base: &str| match view.prefix {
+                Some(prefix) => format!("{prefix}_{base}"),
+                None => base.to_owned(),
+            };
+            let mut labels: Vec<(&str, &str)> =
+                vec![("function", function), ("module", meta.module)];
+            labels.extend(meta.labels.iter().copied());
+            labels.extend(view.const_labels.iter().map(|(k, v)| (&**k, &**v)));
+            let (concurrent_name, calls_name, duration_name) = (
+                name("function_calls_concurrent"),
+                name("function_calls"),
+                name("function_calls_duration_seconds"),
+            );
+            let concurrent = Series::new(
+                &view.files,
+                &concurrent_name,
+                "Calls of functions instrumented with #[instrumented] in progress.",
+                labels.clone(),
+            )
+            .cell(FileKind::Gauge(GaugeMode::LiveSum), "", None)?;
+            let mut outcomes = Vec::new();
+            for outcome in Outcome::ALL {
+                let mut labels = labels.clone();
+                labels.push(("result", outcome.label()));
+                let calls = Series::new(
+                    &view.files,
+                    &calls_name,
+                    "Calls of functions instrumented with #[instrumented], by result.",
+                    labels.clone(),
+                );
+                outcomes.push(calls.cell(FileKind::Counter, "_total", None)?);
+                let duration = Series::new(
+                    &view.files,
+                    &duration_name,
+                    "Duration of calls of functions instrumented with #[instrumented], by result.",
+                    labels,
+                );
+                for le in meta.bounds.iter().copied().chain([f64::INFINITY]) {
+                    outcomes.push(duration.cell(FileKind::Histogram, "_bucket", Some(le))?);
+                }
+                outcomes.push(duration.cell(FileKind::Histogram, "_sum", None)?);
+            }
+            Some(Self {
+                concurrent,
+                outcomes: outcomes.into(),
+                buckets: meta.bounds.len() + 1,
+            })
+        }
+
+        #[inline]
+        pub(super) fn start(&self) {
+            self.concurrent.add(1.0);
+        }
+
+        #[inline]
+        pub(super) fn record(&self, outcome: Outcome, bucket: usize, seconds: f64) {
+            let at = outcome as usize * (self.buckets + 2);
+            if let Some(cells) = self.outcomes.get(at..at + self.buckets + 2) {
+                cells[0].add(1.0);
+                cells[1 + bucket.min(self.buckets - 1)].add(1.0);
+                cells[self.buckets + 1].add(seconds);
+            }
+            self.concurrent.add(-1.0);
+        }
     }
 }
 
@@ -187,6 +296,12 @@ impl<const B: usize> Call<B> {
             Some(slots) => slots,
             None => site.register(registry(), self_type()),
         };
+        #[cfg(all(feature = "multiprocess", unix))]
+        match site.mapped.get() {
+            Some(cells) => cells.start(),
+            None => slots.add(crate::util::shard::current(), STARTED, 1),
+        }
+        #[cfg(not(all(feature = "multiprocess", unix)))]
         slots.add(crate::util::shard::current(), STARTED, 1);
         Self {
             site,

@@ -10,6 +10,8 @@ use super::{Outcome, Site, SiteMeta, STARTED};
 /// The sites of one registry view, exposed by one collector.
 pub(crate) struct FunctionSites {
     sites: RwLock<Vec<&'static dyn SiteRead>>,
+    /// Whether its registry is in multi-process mode, where the sites' series are in files.
+    multiprocess: bool,
 }
 
 impl std::fmt::Debug for FunctionSites {
@@ -24,9 +26,10 @@ impl std::fmt::Debug for FunctionSites {
 }
 
 impl FunctionSites {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(multiprocess: bool) -> Self {
         Self {
             sites: RwLock::new(Vec::new()),
+            multiprocess,
         }
     }
 
@@ -83,6 +86,10 @@ struct Series<'a> {
 
 impl Collector for Arc<FunctionSites> {
     fn collect(&self) -> Result<Vec<MetricFamily>, CollectError> {
+        if self.multiprocess {
+            // The sites write their files; the registry's scrape reads them back merged.
+            return Ok(Vec::new());
+        }
         let sites = self.sites.read().unwrap_or_else(PoisonError::into_inner);
         let mut merged: Vec<Series<'_>> = Vec::with_capacity(sites.len());
         let mut counts = Vec::new();

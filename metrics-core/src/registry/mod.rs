@@ -111,6 +111,15 @@ struct Store {
     multiprocess: Option<Multiprocess>,
 }
 
+/// See [`Registry::multiprocess_view`].
+#[cfg(all(feature = "multiprocess", unix))]
+#[derive(Debug)]
+pub(crate) struct MultiprocessView<'r> {
+    pub(crate) files: crate::multiprocess::FamilyFiles,
+    pub(crate) prefix: Option<&'r str>,
+    pub(crate) const_labels: &'r [(Box<str>, Box<str>)],
+}
+
 #[cfg(all(feature = "multiprocess", unix))]
 #[derive(Debug)]
 struct Multiprocess {
@@ -200,6 +209,22 @@ impl Registry {
     #[cfg_attr(docsrs, doc(cfg(all(feature = "multiprocess", unix))))]
     pub fn multiprocess_from_env() -> std::io::Result<Self> {
         Self::multiprocess(crate::multiprocess::dir_from_env()?)
+    }
+
+    /// In multi-process mode, what a series recorded outside the families (an
+    /// `#[instrumented]` site) needs to write its own entries: the files, and the view's
+    /// prefix and constant labels.
+    #[cfg(all(feature = "multiprocess", unix))]
+    pub(crate) fn multiprocess_view(&self) -> Option<MultiprocessView<'_>> {
+        let mp = self.store.multiprocess.as_ref()?;
+        Some(MultiprocessView {
+            files: crate::multiprocess::FamilyFiles {
+                store: mp.store,
+                mode: None,
+            },
+            prefix: self.view.prefix.as_deref(),
+            const_labels: &self.view.const_labels,
+        })
     }
 
     /// Whether this registry is in multi-process mode.
