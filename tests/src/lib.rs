@@ -92,6 +92,51 @@ pub struct ParsedSample {
     pub exemplar: Option<(Vec<(String, String)>, f64)>,
 }
 
+impl ParsedSample {
+    /// The value of the sample `name` with exactly these labels (in any order).
+    #[must_use]
+    pub fn find(samples: &[Self], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        samples
+            .iter()
+            .find(|s| {
+                s.name == name
+                    && s.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
+            .map(|s| s.value)
+    }
+
+    /// The samples whose name starts with one of `prefixes`, as comparable values (name,
+    /// labels sorted, `le` spelled as the number it names, value bits), sorted: two readers
+    /// of the same data give equal lists.
+    #[must_use]
+    pub fn comparable(samples: &[Self], prefixes: &[&str]) -> Vec<Comparable> {
+        let mut out: Vec<Comparable> = samples
+            .iter()
+            .filter(|s| prefixes.iter().any(|p| s.name.starts_with(p)))
+            .map(|s| {
+                let mut labels: Vec<(String, String)> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| match (k.as_str(), v.parse::<f64>()) {
+                        ("le", Ok(bound)) => (k.clone(), format!("{bound:?}")),
+                        _ => (k.clone(), v.clone()),
+                    })
+                    .collect();
+                labels.sort();
+                (s.name.clone(), labels, s.value.to_bits())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// A sample as [`ParsedSample::comparable`] gives it.
+pub type Comparable = (String, Vec<(String, String)>, u64);
+
 /// Prints each sample of the families `families` as `name TAB value TAB labels TAB exemplar`,
 /// with label names and values hex-encoded, so that no escaping question can hide a
 /// difference between what we wrote and what the parser read.

@@ -9,7 +9,8 @@ use vitals_core::encoding::text;
 use vitals_core::multiprocess::{mark_process_dead, MultiProcessCollector};
 use vitals_core::Registry;
 use vitals_tests::{
-    python_multiprocess_collect, python_multiprocess_worker, python_parse_text, ParsedSample,
+    python_multiprocess_collect, python_multiprocess_worker, python_parse_text, Comparable,
+    ParsedSample,
 };
 
 /// A worker: every metric type, labels that need escaping, every gauge mode. `sys.argv[1]`
@@ -69,32 +70,8 @@ fn python_workers(dir: &Path) -> [u32; 2] {
     })
 }
 
-/// One sample, comparable: labels sorted, `le` as the number it names.
-type Key = (String, Vec<(String, String)>, u64);
-
-fn normalized(samples: &[ParsedSample], prefix: &str) -> Vec<Key> {
-    let mut out: Vec<Key> = samples
-        .iter()
-        .filter(|s| s.name.starts_with(prefix))
-        .map(|s| {
-            let mut labels: Vec<(String, String)> = s
-                .labels
-                .iter()
-                .map(|(k, v)| {
-                    let v = if k == "le" {
-                        format!("{:?}", v.parse::<f64>().expect("a numeric le"))
-                    } else {
-                        v.clone()
-                    };
-                    (k.clone(), v)
-                })
-                .collect();
-            labels.sort();
-            (s.name.clone(), labels, s.value.to_bits())
-        })
-        .collect();
-    out.sort();
-    out
+fn normalized(samples: &[ParsedSample], prefix: &str) -> Vec<Comparable> {
+    ParsedSample::comparable(samples, &[prefix])
 }
 
 /// What vitals serves for the directory: its text exposition, read by Python's text parser.
@@ -107,16 +84,7 @@ fn vitals_scrape(dir: &Path) -> Vec<ParsedSample> {
 }
 
 fn value(samples: &[ParsedSample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|s| {
-            s.name == name
-                && s.labels.len() == labels.len()
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
-        })
-        .map(|s| s.value)
+    ParsedSample::find(samples, name, labels)
 }
 
 #[test]
@@ -590,4 +558,25 @@ fn compaction_under_concurrent_scrapes_never_shows_a_total_going_down() {
         .count();
     assert!(db_files <= 13 + 8, "{db_files} files");
     anchor.stop();
+}
+
+#[test]
+fn a_directory_that_cannot_be_written_is_a_clear_error_at_startup() {
+    let dir = TempDir::new("unwritable");
+    let file = dir.0.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    // A directory that cannot be made (its parent is a file; root ignores permissions, so
+    // a read-only directory would not do).
+    let inside = file.join("metrics");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mp-worker"))
+        .arg(&inside)
+        .arg("1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("multi-process directory") && stderr.contains(&*inside.to_string_lossy()),
+        "{stderr}"
+    );
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use vitals_tests::http::{get, request};
 use vitals_tests::prometheus::{free_port, temp_dir};
-use vitals_tests::{python_multiprocess_collect, python_parse_text, ParsedSample};
+use vitals_tests::{python_multiprocess_collect, python_parse_text, Comparable, ParsedSample};
 
 struct Supervisor {
     child: Child,
@@ -98,51 +98,17 @@ fn send_mix(addr: SocketAddr) {
 }
 
 fn value(samples: &[ParsedSample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .find(|s| {
-            s.name == name
-                && s.labels.len() == labels.len()
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
-        })
-        .map_or(0.0, |s| s.value)
+    ParsedSample::find(samples, name, labels).unwrap_or(0.0)
 }
 
-/// A sample as a comparable value: name, sorted labels (`le` as a number), value bits.
-type Sample = (String, Vec<(String, String)>, u64);
-
-/// Samples as comparable values.
-fn normalized(samples: &[ParsedSample]) -> Vec<Sample> {
-    let mut out: Vec<_> = samples
-        .iter()
-        .filter(|s| {
-            ["http_", "function_", "orders_"]
-                .iter()
-                .any(|p| s.name.starts_with(p))
-        })
-        .map(|s| {
-            let mut labels: Vec<(String, String)> = s
-                .labels
-                .iter()
-                .map(|(k, v)| match (k.as_str(), v.parse::<f64>()) {
-                    ("le", Ok(bound)) => (k.clone(), format!("{bound:?}")),
-                    _ => (k.clone(), v.clone()),
-                })
-                .collect();
-            labels.sort();
-            (s.name.clone(), labels, s.value.to_bits())
-        })
-        .collect();
-    out.sort();
-    out
+fn normalized(samples: &[ParsedSample]) -> Vec<Comparable> {
+    ParsedSample::comparable(samples, &["http_", "function_", "orders_"])
 }
 
 /// The same series on both sides, with the same values: counts exactly, sums to the last
 /// bits (Python adds the processes' shares in another order).
-fn assert_same(ours: &[Sample], python: &[Sample]) {
-    let series = |v: &[Sample]| {
+fn assert_same(ours: &[Comparable], python: &[Comparable]) {
+    let series = |v: &[Comparable]| {
         v.iter()
             .map(|(n, l, _)| (n.clone(), l.clone()))
             .collect::<Vec<_>>()
