@@ -68,6 +68,50 @@ pub(super) fn used(bytes: &[u8]) -> Result<usize, FormatError> {
 /// Every entry of a file's bytes, each key checked to be JSON of the expected shape. An empty
 /// file is one a process has created and not yet sized: no entries.
 pub(super) fn entries(bytes: &[u8]) -> Result<Vec<(Entry, Key)>, FormatError> {
+    raw_entries(bytes)?
+        .into_iter()
+        .map(|raw| {
+            let key = raw.key_text()?;
+            let parsed = Key::parse(key).map_err(|reason| FormatError::Key {
+                offset: raw.offset,
+                reason,
+            })?;
+            Ok((
+                Entry {
+                    key: key.to_owned(),
+                    value: raw.value,
+                    timestamp: raw.timestamp,
+                },
+                parsed,
+            ))
+        })
+        .collect()
+}
+
+/// An entry as it lies in the file, its key not parsed yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct RawEntry<'a> {
+    /// Where the entry starts, for errors.
+    pub(super) offset: usize,
+    /// The key's bytes, not checked to be UTF-8 yet.
+    pub(super) key: &'a [u8],
+    pub(super) value: f64,
+    pub(super) timestamp: f64,
+}
+
+impl<'a> RawEntry<'a> {
+    /// The key, which must be UTF-8.
+    pub(super) fn key_text(&self) -> Result<&'a str, FormatError> {
+        std::str::from_utf8(self.key).map_err(|_| FormatError::Entry {
+            offset: self.offset,
+            reason: "the key is not UTF-8",
+        })
+    }
+}
+
+/// Every entry of a file's bytes, checked for its layout only (a reader of many files checks
+/// and parses each distinct key once).
+pub(super) fn raw_entries(bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, FormatError> {
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
@@ -94,20 +138,12 @@ pub(super) fn entries(bytes: &[u8]) -> Result<Vec<(Entry, Key)>, FormatError> {
         else {
             return Err(bad("the value runs past the end"));
         };
-        let key = std::str::from_utf8(&data[key_start..key_end])
-            .map_err(|_| bad("the key is not UTF-8"))?;
-        let parsed = Key::parse(key).map_err(|reason| FormatError::Key {
+        out.push(RawEntry {
             offset: pos,
-            reason,
-        })?;
-        out.push((
-            Entry {
-                key: key.to_owned(),
-                value,
-                timestamp,
-            },
-            parsed,
-        ));
+            key: &data[key_start..key_end],
+            value,
+            timestamp,
+        });
         pos = value_at + 16;
     }
     Ok(out)

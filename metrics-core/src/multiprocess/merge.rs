@@ -87,7 +87,7 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
         .collect();
     files.sort();
     let mut skipped = Vec::new();
-    let mut read = Vec::new();
+    let mut contents = Vec::new();
     for path in files {
         let Some(name) = path
             .file_name()
@@ -103,28 +103,145 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
             let _ = std::fs::remove_file(&path);
             continue;
         }
-        let bytes = match read_used(&path) {
-            Ok(bytes) => bytes,
+        match read_used(&path) {
+            Ok(bytes) => contents.push((path, name, bytes)),
             // Removed by `mark_process_dead` since the listing: the process is gone.
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
-                    && name.mode.is_some_and(GaugeMode::is_live) =>
-            {
-                continue
-            }
-            Err(e) => {
-                skipped.push((path, e.to_string()));
-                continue;
-            }
-        };
-        match format::entries(&bytes) {
-            Ok(entries) => read.push((name, entries)),
+                    && name.mode.is_some_and(GaugeMode::is_live) => {}
             Err(e) => skipped.push((path, e.to_string())),
         }
     }
+    let read = combine(&contents, &mut skipped);
     let (families, conflicts) = merge(read);
     skipped.extend(conflicts.into_iter().map(|c| (dir.to_path_buf(), c)));
     Ok(Merged { families, skipped })
+}
+
+/// The entries of every file, the same series of files of the same type (and, for the
+/// `all` gauge modes, of the same process) combined first by its merge rule, so that each
+/// distinct key is parsed once however many processes wrote it; grouped by the first file
+/// that has each. A file with a bad layout or a bad key is left out whole.
+fn combine(
+    contents: &[(PathBuf, FileName, Vec<u8>)],
+    skipped: &mut Vec<(PathBuf, String)>,
+) -> Vec<(FileName, Vec<(Entry, Key)>)> {
+    use std::collections::HashMap;
+
+    /// One series so far: the first file that has it, its key, value and timestamp.
+    struct Combined {
+        file: usize,
+        key: usize,
+        value: f64,
+        timestamp: f64,
+    }
+    /// A distinct key: its text and parse (`Err` when it is bad), and its series, usually
+    /// one, by the type and mode of the file, and for the `all` modes the process (as the
+    /// index of its first file; `usize::MAX` for the other modes).
+    struct Known<'a> {
+        parsed: Result<(&'a str, Key), format::FormatError>,
+        series: Vec<(MetricKind, Option<GaugeMode>, usize, usize)>,
+    }
+    let mut index: HashMap<&[u8], usize, foldhash::fast::RandomState> = HashMap::default();
+    let mut known: Vec<Known<'_>> = Vec::new();
+    let mut combined: Vec<Combined> = Vec::new();
+    let mut keys: Vec<usize> = Vec::new();
+    let mut processes: HashMap<&str, usize> = HashMap::new();
+    for (file, (path, name, bytes)) in contents.iter().enumerate() {
+        let raw = match format::raw_entries(bytes) {
+            Ok(raw) => raw,
+            Err(e) => {
+                skipped.push((path.clone(), e.to_string()));
+                continue;
+            }
+        };
+        // Each entry's key, checked and parsed at its first sight in any file.
+        keys.clear();
+        let mut bad = None;
+        for entry in &raw {
+            let at = *index.entry(entry.key).or_insert_with(|| {
+                let parsed = entry.key_text().and_then(|text| {
+                    Key::parse(text).map(|key| (text, key)).map_err(|reason| {
+                        format::FormatError::Key {
+                            offset: entry.offset,
+                            reason,
+                        }
+                    })
+                });
+                known.push(Known {
+                    parsed,
+                    series: Vec::new(),
+                });
+                known.len() - 1
+            });
+            if let Err(e) = &known[at].parsed {
+                bad = Some(e.to_string());
+                break;
+            }
+            keys.push(at);
+        }
+        if let Some(reason) = bad {
+            skipped.push((path.clone(), reason));
+            continue;
+        }
+        let process = if matches!(name.mode, Some(GaugeMode::All | GaugeMode::LiveAll)) {
+            *processes.entry(name.process.as_str()).or_insert(file)
+        } else {
+            usize::MAX
+        };
+        for (entry, &key) in raw.iter().zip(&keys) {
+            let series = &mut known[key].series;
+            let found = series.iter().find(|(kind, mode, p, _)| {
+                *kind == name.kind && *mode == name.mode && *p == process
+            });
+            let Some(&(_, _, _, at)) = found else {
+                series.push((name.kind, name.mode, process, combined.len()));
+                combined.push(Combined {
+                    file,
+                    key,
+                    value: entry.value,
+                    timestamp: entry.timestamp,
+                });
+                continue;
+            };
+            let series = &mut combined[at];
+            let (v, ts) = (entry.value, entry.timestamp);
+            match name.mode {
+                Some(GaugeMode::Min | GaugeMode::LiveMin) => series.value = series.value.min(v),
+                Some(GaugeMode::Max | GaugeMode::LiveMax) => series.value = series.value.max(v),
+                Some(GaugeMode::MostRecent | GaugeMode::LiveMostRecent) => {
+                    if ts > series.timestamp {
+                        (series.value, series.timestamp) = (v, ts);
+                    }
+                }
+                // The same process's file read twice: the later read wins.
+                Some(GaugeMode::All | GaugeMode::LiveAll) => {
+                    (series.value, series.timestamp) = (v, ts);
+                }
+                _ => series.value += v,
+            }
+        }
+    }
+    let mut grouped: Vec<Vec<(Entry, Key)>> = contents.iter().map(|_| Vec::new()).collect();
+    for series in combined {
+        let Ok((text, key)) = &known[series.key].parsed else {
+            continue;
+        };
+        grouped[series.file].push((
+            Entry {
+                key: (*text).to_owned(),
+                value: series.value,
+                timestamp: series.timestamp,
+            },
+            key.clone(),
+        ));
+    }
+    contents
+        .iter()
+        .zip(grouped)
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|((_, name, _), entries)| (name.clone(), entries))
+        .collect()
 }
 
 /// Removes the `live*` gauge files of the processes `dead`.
