@@ -39,7 +39,7 @@
 //! | `tls` | no | `https://` endpoints for `push` and `otlp`: rustls (`ring`) and Mozilla's roots, plus any you add; no OpenSSL |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
-//! | `multiprocess` | no | [`multiprocess`]: one merged view of the per-process files of prometheus_client's multi-process mode |
+//! | `multiprocess` | no | [`multiprocess`] (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
 //! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |
 //!
 //! # Metric types

@@ -1,33 +1,112 @@
-//! Multi-process mode: one view of the metrics of a service that runs as several processes,
-//! read from the directory of files that prometheus_client's multi-process mode writes.
+//! Multi-process mode: one view of the metrics of a service that runs as several processes.
 //!
 //! # When you need it
 //!
 //! Not for a multi-threaded server: tokio's workers and actix-web's workers are threads of one
 //! process, and one [`Registry`](crate::Registry) already sees all of them. You need it when a
 //! service really is several processes and a scrape reaches only one of them: a pre-fork
-//! server, several processes behind one `SO_REUSEPORT` port, Python workers under gunicorn
-//! (with or without Rust extension modules). Without it, each scrape shows one worker's
-//! counters and Prometheus sees them jump back and forth.
+//! server, several processes behind one `SO_REUSEPORT` port, a CLI that forks, Python workers
+//! under gunicorn (with or without Rust extension modules). Without it, each scrape shows one
+//! worker's counters, and Prometheus sees them jump back and forth.
 //!
-//! # What this module does today
+//! # How it works
 //!
-//! [`MultiProcessCollector`] reads a directory written by Python's `prometheus_client` in
-//! multi-process mode (`PROMETHEUS_MULTIPROC_DIR`) and merges it with Python's rules, so a
-//! Rust process (a sidecar, a supervisor, the process that answers `/metrics`) can serve the
-//! workers' metrics with the rest of its own:
+//! Every process keeps its values in memory-mapped files of its own in one directory, in
+//! prometheus_client's file format, and a scrape of any of them reads and merges the whole
+//! directory:
 //!
 //! | type | merged |
 //! |---|---|
-//! | counter, summary (`_count`, `_sum`) | summed across processes |
+//! | counter, summary (`_count`, `_sum`; no quantiles, as prometheus_client) | summed across processes |
 //! | histogram | buckets summed per bound, then made cumulative; `_count` is the `+Inf` bucket |
-//! | gauge | by the mode in its file name, see [`GaugeMode`] |
+//! | gauge | by the gauge's mode, see [`GaugeMode`] |
 //!
-//! Bad input loses only itself: a truncated or corrupt file, a file whose name is not
-//! prometheus_client's, a foreign `*.db` file (SQLite, say) or an entry of the wrong shape
-//! leaves that file out of the scrape and counts one in
-//! `vitals_collector_errors_total{collector="<name>"}`; the rest is served. A `live*` gauge file
-//! removed between listing and reading (by [`mark_process_dead`]) is not an error.
+//! Recording stays one atomic operation on the mapped memory (a compare-and-swap of the
+//! value's `f64`): no lock, no system call, no allocation. A new series takes the process's
+//! file lock once, to append its entry.
+//!
+//! # Setting it up
+//!
+//! Make the registry with [`Registry::multiprocess`](crate::Registry::multiprocess) (or
+//! [`Registry::multiprocess_from_env`](crate::Registry::multiprocess_from_env), which reads
+//! `PROMETHEUS_MULTIPROC_DIR` as prometheus_client does; the global registry does so by itself
+//! when the variable is set) and hand it to the adapters' builders as any registry. Labeled
+//! families, series caps, the HTTP layers and `#[instrumented]` record into it unchanged.
+//!
+//! ```
+//! # #[cfg(unix)] {
+//! use vitals_core::multiprocess::GaugeMode;
+//! use vitals_core::Registry;
+//!
+//! let dir = std::env::temp_dir().join(format!("vitals-doc-mp-{}", std::process::id()));
+//! let registry = Registry::multiprocess(&dir)?;
+//! let jobs = registry.counter("jobs", "Jobs done.").register()?;
+//! let queue = registry
+//!     .gauge("queue_depth", "Jobs waiting.")
+//!     .multiprocess_mode(GaugeMode::LiveSum)
+//!     .register()?;
+//! jobs.inc();
+//! queue.set(3);
+//! // Any process's scrape: the sums over every process writing to `dir`.
+//! assert_eq!(registry.get_sample_value("jobs_total", &[]), Some(1.0));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Under a supervisor, give every worker the same directory, a fresh one per start of the
+//! service, and have the supervisor call [`mark_process_dead`] when a worker exits (or let the
+//! next scrape find out, below). `examples/prefork-app` is a supervisor with axum workers on one
+//! port. Next to Python workers, point `PROMETHEUS_MULTIPROC_DIR` of both at one directory:
+//! each side reads the other's files, and either may serve the scrape.
+//!
+//! A process writes to one directory: every multi-process registry it makes shares one set of
+//! files, and asking for another directory is an error.
+//!
+//! # Processes that come and go
+//!
+//! - **A crash.** Each vitals process holds an advisory lock (`flock`) on its own
+//!   `vitals_<id>.lock` for as long as it lives; the kernel drops it however the process ends,
+//!   `SIGKILL` included. The next scrape that finds the lock free treats the process as dead:
+//!   its `live*` gauges (in-flight requests, say) stop counting at once. Its counters,
+//!   histograms and other gauges are kept, so totals never go backwards.
+//! - **Compaction.** The same scrape folds the dead process's files into one
+//!   `<type>_archive.db` per type, so that a scrape reads a bounded number of files however
+//!   many workers have come and gone (prometheus_client's scrapes slow down as dead workers'
+//!   files pile up). The `all` gauges of a dead process (one series per process) leave the
+//!   view, as its live gauges do. Compaction holds `vitals.lock` exclusively, and vitals
+//!   readers hold it shared while they read, so a vitals scrape never sees a total go down. A
+//!   prometheus_client reader takes no lock: one that lists the directory in the instant
+//!   between an archive's rename and the removal of the files it replaces may count those
+//!   files twice, or fail that one scrape on a file gone, once per dead process.
+//! - **Pid reuse and old directories.** A process names its files by its pid, or `<pid>-<n>`
+//!   when files of that pid are already there (a reused pid, always 1 in a container): it
+//!   never writes into another process's file. A directory in which no vitals process is alive
+//!   is from an earlier run: the first process to start clears the vitals files in it (never
+//!   prometheus_client's, which carry no lock), so that a restart of the whole service starts
+//!   from zero, as a restart of one process would. A supervisor that opens the directory
+//!   itself, as `prefork-app` does, keeps its workers' restarts in one run.
+//! - **Fork.** A forked child gets files of its own before `fork` returns in it, at the same
+//!   addresses: the handles it inherited count for it, from zero, and never write into its
+//!   parent's file. (Fork from a thread that is not creating series; as anywhere, a child of a
+//!   multi-threaded parent can only trust what was consistent at the fork.)
+//!
+//! # Bounds and what is not shared
+//!
+//! A file holds at most 64 MiB (about 300,000 series with 200-byte keys); a series that does
+//! not fit stays in the process's memory and is counted in
+//! `vitals_collector_errors_total{collector="multiprocess"}`, with files left out of a scrape
+//! (truncated, corrupt, foreign, named as prometheus_client never names them). Removing a
+//! series ([`Family::remove`](crate::Family::remove)) hides it from this process's own view
+//! only; the directory keeps what was recorded. Custom collectors, info metrics and vitals'
+//! own counters (`vitals_*`) stay per process: the scrape shows those of the process that
+//! answers. Exemplars and `_created` samples are not in the file format and are not shown.
+//!
+//! # Reading a directory without writing to it
+//!
+//! [`MultiProcessCollector`] reads and merges a directory on any registry, for a process that
+//! serves the metrics of workers without recording into the directory itself (a sidecar, a
+//! Python service's Rust supervisor):
 //!
 //! ```
 //! use vitals_core::multiprocess::MultiProcessCollector;
@@ -41,6 +120,12 @@
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Bad input loses only itself: a truncated or corrupt file, a file whose name is not
+//! prometheus_client's, a foreign `*.db` file (SQLite, say) or an entry of the wrong shape
+//! leaves that file out of the scrape and counts one in
+//! `vitals_collector_errors_total{collector="<name>"}` per scrape that leaves it out; the rest
+//! is served. A `live*` gauge file removed between listing and reading is not an error.
 
 #[cfg(unix)]
 mod compact;
