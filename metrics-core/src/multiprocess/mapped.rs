@@ -259,23 +259,26 @@ pub(crate) fn try_lock(file: &File, exclusive: bool) -> io::Result<bool> {
     }
 }
 
-/// Waits for an exclusive or shared `flock` on `file`, released when `file` is closed.
-pub(crate) fn lock(file: &File, exclusive: bool) -> io::Result<()> {
-    let op = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
+/// Waits up to `patience` for an exclusive or shared `flock` on `file` (released when `file`
+/// is closed); `Ok(false)` if it is still held by then. Waiting without a bound could hang
+/// on a lock that nobody releases: a forked child keeps the descriptors of its parent, and
+/// with them a lock the parent held at the fork, for as long as it lives.
+pub(crate) fn lock_within(
+    file: &File,
+    exclusive: bool,
+    patience: std::time::Duration,
+) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut pause = std::time::Duration::from_micros(100);
     loop {
-        // SAFETY: as in `try_lock`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(());
+        if try_lock(file, exclusive)? {
+            return Ok(true);
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
         }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
     }
 }
 
@@ -432,6 +435,10 @@ mod tests {
         assert!(!try_lock(&other, false).unwrap(), "held by `file`");
         drop(file);
         assert!(try_lock(&other, false).unwrap(), "released when closed");
+        let third = File::open(&path).unwrap();
+        assert!(!lock_within(&third, true, std::time::Duration::from_millis(20)).unwrap());
+        drop(other);
+        assert!(lock_within(&third, true, std::time::Duration::from_millis(20)).unwrap());
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 }

@@ -72,7 +72,11 @@ pub(super) fn read_dir(dir: &Path) -> io::Result<Merged> {
                 }
             }
         }
-        super::store::dir_lock(dir).filter(|lock| super::mapped::lock(lock, false).is_ok())
+        // Without it past a second: only a lock nobody will release is held that long.
+        super::store::dir_lock(dir).filter(|lock| {
+            super::mapped::lock_within(lock, false, std::time::Duration::from_secs(1))
+                .unwrap_or(false)
+        })
     };
     let listing = std::fs::read_dir(dir).map_err(|e| {
         io::Error::new(

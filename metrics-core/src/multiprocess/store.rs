@@ -253,10 +253,14 @@ pub(crate) fn dir_lock(dir: &Path) -> Option<File> {
         .ok()
 }
 
+/// How long a process waits for the directory lock before it goes on without it.
+const DIR_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Picks this process's id, and takes its liveness lock: the pid, or `<pid>-<n>` for the
 /// first `n` that no file in the directory uses. With `new_run_check` (not in a forked child,
 /// whose parent is alive), under the directory lock: a directory whose vitals processes are
-/// all gone is from an earlier run, and their files are removed first.
+/// all gone is from an earlier run, and their files are removed first. A directory lock held
+/// past [`DIR_LOCK_PATIENCE`] means a process is alive: no new run, nothing is removed.
 fn claim_id(dir: &Path, new_run_check: bool) -> io::Result<(String, File)> {
     let dir_lock = if new_run_check {
         let file = OpenOptions::new()
@@ -265,8 +269,7 @@ fn claim_id(dir: &Path, new_run_check: bool) -> io::Result<(String, File)> {
             .create(true)
             .truncate(false)
             .open(dir.join("vitals.lock"))?;
-        mapped::lock(&file, true)?;
-        Some(file)
+        mapped::lock_within(&file, true, DIR_LOCK_PATIENCE)?.then_some(file)
     } else {
         None
     };
@@ -281,6 +284,7 @@ fn claim_id(dir: &Path, new_run_check: bool) -> io::Result<(String, File)> {
     if dir_lock.is_some() && earlier_run {
         for name in &names {
             let owned = lock_file_id(name).is_some()
+                || name.ends_with(".lock.new")
                 || db_of(name, super::compact::ARCHIVE)
                 || vitals_ids.iter().any(|id| db_of(name, id));
             if owned {
@@ -295,22 +299,28 @@ fn claim_id(dir: &Path, new_run_check: bool) -> io::Result<(String, File)> {
             .iter()
             .any(|n| db_of(n, id) || lock_file_id(n) == Some(id))
     };
-    let id = if taken(&pid) {
-        (1u32..)
-            .map(|n| format!("{pid}-{n}"))
-            .find(|id| !taken(id))
-            .unwrap_or(pid)
-    } else {
-        pid
+    // The staging file is created new, so that two processes (without the directory lock)
+    // never take one id.
+    let mut candidates = std::iter::once(pid.clone())
+        .chain((1u32..).map(|n| format!("{pid}-{n}")))
+        .filter(|id| !taken(id));
+    let (id, staging, lock) = loop {
+        let Some(id) = candidates.next() else {
+            return Err(io::Error::other("no process id is free"));
+        };
+        // Locked before it takes its name, so no reader ever sees it unlocked.
+        let staging = dir.join(format!("vitals_{id}.lock.new"));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+        {
+            Ok(lock) => break (id, staging, lock),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
     };
-    // Locked before it takes its name, so no reader ever sees it unlocked.
-    let staging = dir.join(format!("vitals_{id}.lock.new"));
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&staging)?;
     if !mapped::try_lock(&lock, true)? {
         return Err(io::Error::other(format!("{} is locked", staging.display())));
     }
