@@ -284,10 +284,25 @@ struct Worker {
 impl Worker {
     /// Starts a worker recording the values of scale `n`, and waits until they are written.
     fn start(dir: &Path, n: u32) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mp-worker"))
-            .arg(dir)
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mp-worker"));
+        command.arg(dir).arg(n.to_string());
+        Self::spawn(command)
+    }
+
+    /// As [`start`](Self::start), recording into `Registry::global()`, which is to find the
+    /// directory in `PROMETHEUS_MULTIPROC_DIR` by itself.
+    fn start_global(dir: &Path, n: u32) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mp-worker"));
+        command
+            .arg("-")
             .arg(n.to_string())
+            .env("PROMETHEUS_MULTIPROC_DIR", dir);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: std::process::Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -364,7 +379,8 @@ fn python_reads_what_vitals_processes_write_and_everyone_agrees_through_a_sigkil
     let python_pid = python_multiprocess_worker(&dir.0, WORKER, &["5"]);
     assert!(!python_pid.trim().is_empty());
     let mut small = Worker::start(&dir.0, 3);
-    let big = Worker::start(&dir.0, 8);
+    // The global registry finds the directory in the environment, as prometheus_client does.
+    let big = Worker::start_global(&dir.0, 8);
     assert_ne!(small.id, big.id);
     assert_eq!(
         small.id,

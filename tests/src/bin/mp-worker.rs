@@ -3,7 +3,8 @@
 //! tests' Python worker, scaled by `n`, then answers commands on stdin until it is killed or
 //! its stdin closes.
 //!
-//! `mp-worker <dir> <n>`; commands: `scrape` prints the registry's text exposition followed by
+//! `mp-worker <dir> <n>`, or `mp-worker - <n>` to record into `Registry::global()`, which
+//! reads `PROMETHEUS_MULTIPROC_DIR`; commands: `scrape` prints the registry's text exposition followed by
 //! a line `END`; `inc` adds one to `mp_jobs_total` and prints `OK`. It prints `READY <id>` once
 //! its values are written, `<id>` being its name in the directory's files.
 
@@ -19,11 +20,20 @@ fn main() {
         eprintln!("usage: mp-worker <dir> <n>");
         std::process::exit(2);
     };
-    let registry = match Registry::multiprocess(&dir) {
-        Ok(registry) => registry,
-        Err(e) => {
-            eprintln!("mp-worker: {e}");
+    let registry = if dir == "-" {
+        let global = Registry::global().clone();
+        if !global.is_multiprocess() {
+            eprintln!("mp-worker: the global registry is not in multi-process mode");
             std::process::exit(1);
+        }
+        global
+    } else {
+        match Registry::multiprocess(&dir) {
+            Ok(registry) => registry,
+            Err(e) => {
+                eprintln!("mp-worker: {e}");
+                std::process::exit(1);
+            }
         }
     };
     if let Err(e) = record(&registry, n) {
