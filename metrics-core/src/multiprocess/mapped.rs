@@ -58,7 +58,7 @@ unsafe impl Send for MappedFile {}
 impl MappedFile {
     /// Maps `file`, a new empty file, and writes its header (8 bytes in use).
     pub(crate) fn new(file: File) -> io::Result<Self> {
-        file.set_len(INITIAL as u64)?;
+        allocate(&file, INITIAL)?;
         // SAFETY: a fresh mapping at an address of the kernel's choosing, over a file opened
         // for reading and writing; it aliases no Rust object. The range past the file's end
         // is only reserved: nothing here touches it before the file is grown over it.
@@ -119,7 +119,7 @@ impl MappedFile {
             })?;
         if end > self.len {
             let len = self.len.saturating_mul(2).max(end).min(RESERVED);
-            self.file.set_len(len as u64)?;
+            allocate(&self.file, len)?;
             self.len = len;
         }
         // SAFETY: `at..end` lies inside the file (just checked or grown) and inside the
@@ -153,7 +153,7 @@ impl MappedFile {
     /// that cells already handed out read and write it from now on. A forked child uses it to
     /// stop writing into its parent's file.
     pub(crate) fn swap_file(&mut self, file: File) -> io::Result<()> {
-        file.set_len(self.len as u64)?;
+        allocate(&file, self.len)?;
         // SAFETY: replaces the pages of our own reservation, at its address and length, with
         // `file`'s (`MAP_FIXED`); the range stays mapped throughout, so every cell stays
         // valid memory. `file` covers `len`, which covers every cell.
@@ -195,6 +195,26 @@ impl MappedFile {
         self.len = RESERVED;
         Ok(())
     }
+}
+
+/// Makes `file` `len` bytes long with its blocks allocated, so that a full disk is an error
+/// here rather than a `SIGBUS` when a page of the mapping is first written. (Where the
+/// system has no `posix_fallocate`, the file is only extended.)
+fn allocate(file: &File, len: usize) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let size = libc::off_t::try_from(len).map_err(io::Error::other)?;
+        // SAFETY: `posix_fallocate` on a descriptor we own, with no pointers involved.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size) };
+        match rc {
+            0 => Ok(()),
+            // Not supported by the file system: extending is the best there is.
+            libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
+            rc => Err(io::Error::from_raw_os_error(rc)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    file.set_len(len as u64)
 }
 
 /// An entry's value and timestamp in a mapped file, as `f64` bits.
