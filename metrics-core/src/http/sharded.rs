@@ -57,11 +57,9 @@ impl ShardedCore {
         self.slots.total(i)
     }
 
+    /// Back to zero; in multi-process mode the file's counts stay, so that merged totals
+    /// never go back.
     fn clear(&self) {
-        #[cfg(all(feature = "multiprocess", unix))]
-        if let Some(cells) = &self.mapped {
-            cells.iter().for_each(|c| c.set(0.0));
-        }
         self.slots.fill(0);
         self.restart();
     }

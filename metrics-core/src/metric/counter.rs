@@ -90,11 +90,9 @@ impl CounterCore {
         self.value.load(Ordering::Relaxed)
     }
 
+    /// Back to zero, for a removed series that comes back; in multi-process mode the file's
+    /// total stays, so that the merged total never goes back.
     fn reset(&self, initial: u64) {
-        #[cfg(all(feature = "multiprocess", unix))]
-        if let Some(cell) = self.mapped {
-            cell.set(0.0);
-        }
         self.value.store(initial, Ordering::Relaxed);
         self.created
             .store(now_seconds().to_bits(), Ordering::Relaxed);

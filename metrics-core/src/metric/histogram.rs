@@ -272,11 +272,7 @@ impl Sealed for Histogram {
     }
 
     fn reset(&self, _: &Buckets) {
-        #[cfg(all(feature = "multiprocess", unix))]
-        if let Some(mapped) = &self.core.mapped {
-            mapped.buckets.iter().for_each(|b| b.set(0.0));
-            mapped.sum.set(0.0);
-        }
+        // In multi-process mode the file's counts stay, so that merged totals never go back.
         for count in &*self.core.counts {
             count.store(0, Ordering::Relaxed);
         }

@@ -238,10 +238,8 @@ impl Sealed for Summary {
     }
 
     fn reset(&self, config: &SummaryConfig) {
-        #[cfg(all(feature = "multiprocess", unix))]
-        if let Some(cells) = self.mapped {
-            cells.iter().for_each(|c| c.set(0.0));
-        }
+        // In multi-process mode the file's count and sum stay, so that merged totals never go
+        // back.
         *self.core.lock().unwrap_or_else(PoisonError::into_inner) =
             Window::new(config, Instant::now());
     }

@@ -97,8 +97,9 @@
 //! not fit stays in the process's memory and is counted in
 //! `vitals_collector_errors_total{collector="multiprocess"}`, with files left out of a scrape
 //! (truncated, corrupt, foreign, named as prometheus_client never names them). Removing a
-//! series ([`Family::remove`](crate::Family::remove)) hides it from this process's own view
-//! only; the directory keeps what was recorded. Custom collectors, info metrics and vitals'
+//! series ([`Family::remove`](crate::Family::remove)) does not take it out of the merged
+//! view: the directory keeps what was recorded, and a counter, histogram or summary recorded
+//! again goes on from its total (a gauge starts again from zero). Custom collectors, info metrics and vitals'
 //! own counters (`vitals_*`) stay per process: the scrape shows those of the process that
 //! answers. Exemplars and `_created` samples are not in the file format and are not shown.
 //!

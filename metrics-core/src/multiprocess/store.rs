@@ -522,6 +522,19 @@ mod tests {
         let again = Registry::multiprocess(&dir).unwrap();
         again.counter("jobs", "Jobs.").register().unwrap().inc();
         assert_eq!(registry.get_sample_value("jobs_total", &[]), Some(8.0));
+        // A removed series recorded again goes on from its total in the file.
+        let orders = registry
+            .counter("orders", "Orders.")
+            .label_names(["shop"])
+            .register()
+            .unwrap();
+        orders.with_label_values(&["a"]).unwrap().inc_by(2);
+        assert!(orders.remove(&[("shop", "a")]).unwrap());
+        orders.with_label_values(&["a"]).unwrap().inc();
+        assert_eq!(
+            registry.get_sample_value("orders_total", &[("shop", "a")]),
+            Some(3.0)
+        );
         let elsewhere = Registry::multiprocess(dir.join("other")).unwrap_err();
         assert!(
             elsewhere.to_string().contains("already writes"),
