@@ -9,6 +9,8 @@
 //! ```
 //!
 //! - `WORKERS`: how many worker processes (default 4).
+//! - `APP`: `axum` (default) or `actix`: the workers serve `axum-app` or its actix-web twin,
+//!   `actix-app`, with the same routes and metric names.
 //! - `LISTEN`: the address they share (default `127.0.0.1:3002`).
 //! - `PROMETHEUS_MULTIPROC_DIR`: the directory of the metric files (default a fresh
 //!   temporary directory, removed at exit).
@@ -34,16 +36,42 @@ use vitals_core::Registry;
 /// Set in a worker's environment: the process is a worker, not the supervisor.
 const WORKER_ENV: &str = "PREFORK_APP_WORKER";
 
-#[tokio::main]
-async fn main() {
-    let result = if std::env::var_os(WORKER_ENV).is_some() {
-        worker().await
-    } else {
-        supervisor().await
+fn main() {
+    let result = match (std::env::var_os(WORKER_ENV), app()) {
+        (_, Err(e)) => Err(e),
+        (Some(_), Ok(App::Actix)) => actix_web::rt::System::new().block_on(actix_worker()),
+        (worker, Ok(_)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))
+            .and_then(|runtime| {
+                runtime.block_on(async {
+                    if worker.is_some() {
+                        axum_worker().await
+                    } else {
+                        supervisor().await
+                    }
+                })
+            }),
     };
     if let Err(error) = result {
         eprintln!("prefork-app: {error}");
         std::process::exit(1);
+    }
+}
+
+/// Which app the workers serve.
+#[derive(Debug, Clone, Copy)]
+enum App {
+    Axum,
+    Actix,
+}
+
+fn app() -> Result<App, String> {
+    match std::env::var("APP").as_deref() {
+        Err(_) | Ok("" | "axum") => Ok(App::Axum),
+        Ok("actix") => Ok(App::Actix),
+        Ok(other) => Err(format!("APP={other:?}: expected axum or actix")),
     }
 }
 
@@ -70,7 +98,7 @@ fn shared_socket(address: SocketAddr) -> Result<TcpSocket, String> {
     Ok(socket)
 }
 
-async fn worker() -> Result<(), String> {
+async fn axum_worker() -> Result<(), String> {
     let address = listen_address()?;
     // The directory first, with a clear error, before the app's registry falls back to memory.
     Registry::multiprocess_from_env().map_err(|e| e.to_string())?;
@@ -89,6 +117,33 @@ async fn worker() -> Result<(), String> {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| format!("server error: {e}"))
+}
+
+async fn actix_worker() -> Result<(), String> {
+    let address = listen_address()?;
+    Registry::multiprocess_from_env().map_err(|e| e.to_string())?;
+    actix_app::app().map_err(|e| format!("cannot register the HTTP metrics: {e}"))?;
+    let listener = shared_socket(address)?
+        .listen(1024)
+        .and_then(tokio::net::TcpListener::into_std)
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    let server = actix_web::HttpServer::new(|| {
+        actix_app::app().expect("registered once above with the same options")
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|e| format!("cannot serve on {address}: {e}"))?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        tokio::select! {
+            () = terminated() => {}
+            () = supervisor_gone() => {}
+        }
+        handle.stop(true).await;
+    });
+    server.await.map_err(|e| format!("server error: {e}"))
 }
 
 async fn supervisor() -> Result<(), String> {
@@ -179,6 +234,7 @@ fn start_worker(dir: &Path, address: SocketAddr) -> Result<(Child, u32), String>
     let program = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
     let child = Command::new(program)
         .env(WORKER_ENV, "1")
+        .env("APP", std::env::var("APP").unwrap_or_default())
         .env(DIR_ENV, dir)
         .env("LISTEN", address.to_string())
         .stdin(std::process::Stdio::piped())
