@@ -15,19 +15,15 @@ use vitals_core::{instrumented, Counter, Registry};
 /// rather than [`Registry::global`] only so that the end-to-end test can run this app and
 /// `axum-app` in one process without mixing their figures.
 ///
-/// With the `multiprocess` feature and `PROMETHEUS_MULTIPROC_DIR` set, a multi-process
-/// registry on that directory, as the workers of `prefork-app` run it with `APP=actix` (which
+/// [`Registry::from_env`]: with the `multiprocess` feature and `PROMETHEUS_MULTIPROC_DIR` set,
+/// a multi-process registry on that directory, as the workers of `prefork-app` run it (they
 /// check first that the directory can be used; this falls back to memory, and says so, if it
 /// cannot).
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
-    #[cfg(feature = "multiprocess")]
-    if std::env::var_os("PROMETHEUS_MULTIPROC_DIR").is_some() {
-        match Registry::multiprocess_from_env() {
-            Ok(registry) => return registry,
-            Err(error) => eprintln!("metrics stay in this process's memory: {error}"),
-        }
-    }
-    Registry::new()
+    Registry::from_env().unwrap_or_else(|error| {
+        eprintln!("metrics stay in this process's memory: {error}");
+        Registry::new()
+    })
 });
 
 /// A business metric beside the HTTP ones, on the same `/metrics`: registered in the

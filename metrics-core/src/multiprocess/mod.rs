@@ -29,8 +29,9 @@
 //!
 //! Make the registry with [`Registry::multiprocess`](crate::Registry::multiprocess) (or
 //! [`Registry::multiprocess_from_env`](crate::Registry::multiprocess_from_env), which reads
-//! `PROMETHEUS_MULTIPROC_DIR` as prometheus_client does; the global registry does so by itself
-//! when the variable is set) and hand it to the adapters' builders as any registry. Labeled
+//! `PROMETHEUS_MULTIPROC_DIR` as prometheus_client does;
+//! [`Registry::from_env`](crate::Registry::from_env) and the global registry turn multi-process
+//! by themselves when the variable is set) and hand it to the adapters' builders as any registry. Labeled
 //! families, series caps, the HTTP layers and `#[instrumented]` record into it unchanged.
 //!
 //! ```

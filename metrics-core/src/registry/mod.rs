@@ -236,25 +236,29 @@ impl Registry {
         false
     }
 
-    /// The process-wide registry that the adapters and `#[instrumented]` use unless told
-    /// otherwise.
+    /// A registry as the environment asks for: with the `multiprocess` feature (on Unix),
+    /// in multi-process mode when `PROMETHEUS_MULTIPROC_DIR` is set, as prometheus_client
+    /// decides; otherwise in memory.
     ///
-    /// With the `multiprocess` feature, it is in multi-process mode when
-    /// `PROMETHEUS_MULTIPROC_DIR` is set when it is first used, as prometheus_client's is (and
-    /// in memory if that directory cannot be used: [`Registry::multiprocess_from_env`] says
-    /// why).
+    /// # Errors
+    ///
+    /// As [`multiprocess`](Self::multiprocess) when the variable names a directory that
+    /// cannot be used.
+    pub fn from_env() -> std::io::Result<Self> {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if crate::multiprocess::dir_from_env().is_ok() {
+            return Self::multiprocess_from_env();
+        }
+        Ok(Self::new())
+    }
+
+    /// The process-wide registry that the adapters and `#[instrumented]` use unless told
+    /// otherwise: [`from_env`](Self::from_env) when it is first used, in memory if that fails
+    /// ([`from_env`](Self::from_env) says why).
     #[must_use]
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
-        GLOBAL.get_or_init(|| {
-            #[cfg(all(feature = "multiprocess", unix))]
-            if crate::multiprocess::dir_from_env().is_ok() {
-                if let Ok(registry) = Self::multiprocess_from_env() {
-                    return registry;
-                }
-            }
-            Registry::new()
-        })
+        GLOBAL.get_or_init(|| Self::from_env().unwrap_or_else(|_| Self::new()))
     }
 
     /// A view whose metrics are named `<prefix>_<name>` (nested prefixes join with `_`).
