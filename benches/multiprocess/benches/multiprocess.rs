@@ -1,6 +1,6 @@
 //! Multi-process mode next to the in-memory registry, and vitals' reading of a directory next
 //! to prometheus_client's, in one process and one run:
-//! `cargo bench -p vitals-benches --bench multiprocess -- --noplot`. BENCHMARKS.md reports
+//! `cargo bench -p vitals-benches-multiprocess -- --noplot`. BENCHMARKS.md reports
 //! the ratios.
 //!
 //! - `mp_handle`: a counter increment and a histogram observation through a kept handle, in a
