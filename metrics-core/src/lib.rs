@@ -141,6 +141,10 @@ mod metric;
 #[cfg(feature = "multiprocess")]
 #[cfg_attr(docsrs, doc(cfg(feature = "multiprocess")))]
 pub mod multiprocess;
+// The mapped cells are std's atomics (loom's cannot live in a file), which the shared f64
+// helpers take only outside loom models.
+#[cfg(all(vitals_loom, feature = "multiprocess"))]
+compile_error!("the loom models run without the `multiprocess` feature");
 mod registry;
 mod util;
 mod validate;

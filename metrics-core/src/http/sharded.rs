@@ -186,6 +186,21 @@ impl ShardedHistogram {
     }
 }
 
+impl ShardedHistogram {
+    /// The sum in exposed units: one division of the exact integer sum (the closest double
+    /// to the true sum), or the mapped cell's in multi-process mode, whose shards are not
+    /// as wide as the buckets.
+    fn sum(&self) -> f64 {
+        #[cfg(all(feature = "multiprocess", unix))]
+        if let Some(cells) = &self.core.mapped {
+            return cells[self.bounds.len() + 1].get();
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let sum = self.core.slots.total(self.bounds.len() + 1) as f64 / self.units;
+        sum
+    }
+}
+
 impl Metric for ShardedHistogram {}
 
 impl Sealed for ShardedHistogram {
@@ -233,14 +248,7 @@ impl Sealed for ShardedHistogram {
             scratch.counts.push(cumulative);
         }
         scratch.exemplars.clear();
-        // One division of the exact integer sum: the closest double to the true sum.
-        #[allow(clippy::cast_precision_loss)]
-        let sum = self.core.slots.total(self.bounds.len() + 1) as f64 / self.units;
-        #[cfg(all(feature = "multiprocess", unix))]
-        let sum = match &self.core.mapped {
-            Some(cells) => cells[self.bounds.len() + 1].get(),
-            None => sum,
-        };
+        let sum = self.sum();
         ValueRef::Histogram(HistogramRef {
             bounds: &self.bounds,
             rendered_bounds: Some(config.buckets.rendered()),

@@ -225,15 +225,7 @@ impl Cell {
     /// Adds `v` to the value.
     #[inline]
     pub(crate) fn add(self, v: f64) {
-        let cell = &self.0[0];
-        let mut current = cell.load(Ordering::Relaxed);
-        loop {
-            let next = (f64::from_bits(current) + v).to_bits();
-            match cell.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
+        crate::util::atomic::add_f64(&self.0[0], v);
     }
 
     /// Sets the value.
