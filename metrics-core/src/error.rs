@@ -70,6 +70,12 @@ pub enum Error {
         /// What does not match.
         reason: String,
     },
+    /// The windowed statistics cannot answer or be set up as asked: a window longer than the
+    /// rings hold, invalid ring options, or windows that are not enabled.
+    InvalidWindow {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -122,6 +128,7 @@ impl fmt::Display for Error {
             Self::LabelMismatch { metric, reason } => {
                 write!(f, "labels do not match metric {metric:?}: {reason}")
             }
+            Self::InvalidWindow { reason } => write!(f, "windowed statistics: {reason}"),
         }
     }
 }

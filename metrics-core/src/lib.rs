@@ -148,6 +148,7 @@ compile_error!("the loom models run without the `multiprocess` feature");
 mod registry;
 mod util;
 mod validate;
+pub mod window;
 
 #[cfg(feature = "otlp")]
 #[doc(inline)]

@@ -256,6 +256,7 @@ impl Sealed for ShardedHistogram {
             sum,
             created: Some(self.core.created()),
             exemplars: &scratch.exemplars,
+            extremes: None,
         })
     }
 }

@@ -21,11 +21,14 @@ pub struct Buckets {
     pub(super) bounds: Arc<[f64]>,
     /// Each bound as the text formats write it, rendered once rather than at every scrape.
     pub(super) rendered: Arc<[Box<str>]>,
+    /// Whether each series keeps its smallest and largest observation between two ticks of
+    /// the windowed statistics (see [`window`](crate::window)).
+    pub(crate) extremes: bool,
 }
 
 impl PartialEq for Buckets {
     fn eq(&self, other: &Self) -> bool {
-        self.bounds == other.bounds
+        self.bounds == other.bounds && self.extremes == other.extremes
     }
 }
 
@@ -118,7 +121,11 @@ impl Buckets {
                 s.into_boxed_str()
             })
             .collect();
-        Self { bounds, rendered }
+        Self {
+            bounds,
+            rendered,
+            extremes: false,
+        }
     }
 }
 

@@ -89,6 +89,9 @@ struct HistogramCore {
     created: AtomicU64,
     /// The latest exemplar of each bucket, allocated with the first exemplar.
     exemplars: OnceLock<Box<[ExemplarSlot]>>,
+    /// The smallest and largest observation since the last tick of the windowed statistics,
+    /// when the histogram was registered with `window_extremes(true)`.
+    extremes: Option<Extremes>,
     /// In multi-process mode, the cells that replace `counts` and the sums.
     #[cfg(all(feature = "multiprocess", unix))]
     mapped: Option<Mapped>,
@@ -101,6 +104,9 @@ impl Histogram {
     pub fn observe(&self, v: f64) {
         let core = &*self.core;
         let index = bucket_index(&core.bounds, v);
+        if let Some(extremes) = &core.extremes {
+            extremes.record(v);
+        }
         #[cfg(all(feature = "multiprocess", unix))]
         if let Some(mapped) = &core.mapped {
             if v.is_finite() {
@@ -143,6 +149,9 @@ impl Histogram {
     pub fn observe_duration(&self, elapsed: Duration) {
         let core = &*self.core;
         let index = bucket_index(&core.bounds, elapsed.as_secs_f64());
+        if let Some(extremes) = &core.extremes {
+            extremes.record(elapsed.as_secs_f64());
+        }
         #[cfg(all(feature = "multiprocess", unix))]
         if let Some(mapped) = &core.mapped {
             mapped.sum.add(elapsed.as_secs_f64());
@@ -246,6 +255,7 @@ impl Histogram {
                 sum_nanos: AtomicU64::new(0),
                 created: AtomicU64::new(now_seconds().to_bits()),
                 exemplars: OnceLock::new(),
+                extremes: buckets.extremes.then(Extremes::new),
                 #[cfg(all(feature = "multiprocess", unix))]
                 mapped: None,
             })),
@@ -320,7 +330,61 @@ impl Sealed for Histogram {
             sum: core.sum(),
             created: Some(f64::from_bits(core.created.load(Ordering::Relaxed))),
             exemplars: &scratch.exemplars,
+            extremes: core.extremes.as_ref(),
         })
+    }
+}
+
+/// The smallest and largest observation of a histogram since the windowed statistics last
+/// took them: two `f64`s as bits, updated only when an observation moves one (two loads
+/// otherwise).
+#[derive(Debug)]
+pub(crate) struct Extremes {
+    min: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Extremes {
+    fn new() -> Self {
+        Self {
+            min: AtomicU64::new(f64::INFINITY.to_bits()),
+            max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+        }
+    }
+
+    #[inline]
+    fn record(&self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        let lower = |cell: &AtomicU64, better: fn(f64, f64) -> bool| {
+            let mut current = cell.load(Ordering::Relaxed);
+            while better(v, f64::from_bits(current)) {
+                match cell.compare_exchange_weak(
+                    current,
+                    v.to_bits(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(now) => current = now,
+                }
+            }
+        };
+        lower(&self.min, |v, min| v < min);
+        lower(&self.max, |v, max| v > max);
+    }
+
+    /// The extremes since the last call, which starts the next interval; `None` when nothing
+    /// was observed. An observation that races the call may have its minimum counted in one
+    /// interval and its maximum in the next.
+    pub(crate) fn take(&self) -> Option<(f64, f64)> {
+        let min = f64::from_bits(self.min.swap(f64::INFINITY.to_bits(), Ordering::Relaxed));
+        let max = f64::from_bits(
+            self.max
+                .swap(f64::NEG_INFINITY.to_bits(), Ordering::Relaxed),
+        );
+        (min <= max).then_some((min, max))
     }
 }
 

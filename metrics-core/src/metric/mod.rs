@@ -18,6 +18,7 @@ pub use counter::{Counter, FloatCounter};
 pub(crate) use exemplar::ExemplarSlot;
 pub use exemplar::{Exemplar, EXEMPLAR_MAX_CHARS};
 pub use gauge::{FloatGauge, Gauge, GaugeGuard};
+pub(crate) use histogram::Extremes;
 pub use histogram::{Histogram, HistogramTimer};
 pub use info::Info;
 pub(crate) use sealed::Scratch;

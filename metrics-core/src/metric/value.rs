@@ -90,6 +90,8 @@ pub struct HistogramRef<'a> {
     /// The latest exemplar of each bucket, `+Inf` included; empty when there are none or the
     /// encoder did not ask for them.
     pub(crate) exemplars: &'a [Option<Arc<Exemplar>>],
+    /// The extremes the windowed statistics take at each tick, when the histogram keeps them.
+    pub(crate) extremes: Option<&'a super::histogram::Extremes>,
 }
 
 impl<'a> HistogramRef<'a> {
@@ -250,6 +252,7 @@ impl MetricValue {
                 sum: *sum,
                 created: None,
                 exemplars: &[],
+                extremes: None,
             }),
             OwnedValue::Summary {
                 quantiles,

@@ -147,7 +147,19 @@ impl<M: Metric> FamilyBuilder<'_, M> {
 impl MetricBuilder<'_, Histogram> {
     /// Sets the bucket bounds. Defaults to [`Buckets::LATENCY_SECONDS`].
     pub fn buckets(mut self, buckets: Buckets) -> Self {
+        let extremes = self.config.extremes;
         self.config = buckets;
+        self.config.extremes = extremes;
+        self
+    }
+
+    /// Whether each series keeps its smallest and largest observation for the windowed
+    /// statistics ([`Stats::min`](crate::window::Stats::min) and
+    /// [`max`](crate::window::Stats::max)). Off by default: it costs two loads per
+    /// observation, and a compare-and-swap when an observation is a new extreme of the
+    /// current tick. Part of the schema, like the buckets.
+    pub fn window_extremes(mut self, on: bool) -> Self {
+        self.config.extremes = on;
         self
     }
 }
@@ -239,6 +251,13 @@ impl FamilyBuilder<'_, Histogram> {
     /// Sets the bucket bounds. Defaults to [`Buckets::LATENCY_SECONDS`].
     pub fn buckets(mut self, buckets: Buckets) -> Self {
         self.base = self.base.buckets(buckets);
+        self
+    }
+
+    /// Whether each series keeps its smallest and largest observation for the windowed
+    /// statistics: see [`MetricBuilder::window_extremes`].
+    pub fn window_extremes(mut self, on: bool) -> Self {
+        self.base = self.base.window_extremes(on);
         self
     }
 }

@@ -109,6 +109,8 @@ struct Store {
     /// scrapes so far.
     #[cfg(all(feature = "multiprocess", unix))]
     multiprocess: Option<Multiprocess>,
+    /// The windowed statistics, once enabled.
+    windows: OnceLock<Arc<crate::window::Shared>>,
 }
 
 /// See [`Registry::multiprocess_view`].
@@ -160,7 +162,46 @@ struct CollectorEntry {
     errors: AtomicU64,
 }
 
+/// A registry that does not keep its store alive: for the windows' ticker.
+#[derive(Debug)]
+pub(crate) struct WeakRegistry {
+    store: std::sync::Weak<Store>,
+    view: Arc<View>,
+}
+
+impl WeakRegistry {
+    pub(crate) fn upgrade(&self) -> Option<Registry> {
+        Some(Registry {
+            store: self.store.upgrade()?,
+            view: Arc::clone(&self.view),
+        })
+    }
+}
+
 impl Registry {
+    pub(crate) fn downgrade(&self) -> WeakRegistry {
+        WeakRegistry {
+            store: Arc::downgrade(&self.store),
+            view: Arc::clone(&self.view),
+        }
+    }
+
+    /// The windows' state, made with `config` if there is none yet.
+    pub(crate) fn windows_shared(
+        &self,
+        config: crate::window::WindowConfig,
+    ) -> Arc<crate::window::Shared> {
+        Arc::clone(
+            self.store
+                .windows
+                .get_or_init(|| Arc::new(crate::window::Shared::new(config))),
+        )
+    }
+
+    pub(crate) fn windows_enabled(&self) -> Option<Arc<crate::window::Shared>> {
+        self.store.windows.get().cloned()
+    }
+
     /// An empty registry.
     #[must_use]
     pub fn new() -> Self {
