@@ -1,6 +1,7 @@
 //! Cross-crate and end-to-end tests of vitals live in `tests/`; this library holds what they
 //! share: finding the real components (promtool, Prometheus, Pushgateway) and starting them.
 
+pub mod browser;
 pub mod http;
 pub mod prometheus;
 

@@ -54,7 +54,8 @@ pub fn app() -> Result<
     >,
     vitals_core::Error,
 > {
-    let metrics = Metrics::builder().registry(&REGISTRY).build()?;
+    // `/metrics/live` draws the golden signals of the last five minutes in a browser.
+    let metrics = Metrics::builder().registry(&REGISTRY).live(true).build()?;
     Ok(App::new()
         .wrap(metrics)
         .route(

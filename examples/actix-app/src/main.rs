@@ -13,7 +13,10 @@ async fn main() -> std::io::Result<()> {
         eprintln!("cannot register the HTTP metrics: {error}");
         std::process::exit(1);
     }
-    println!("listening on http://{address} (metrics at http://{address}/metrics)");
+    println!(
+        "listening on http://{address} (metrics at http://{address}/metrics, \
+         live view at http://{address}/metrics/live)"
+    );
     actix_web::HttpServer::new(move || {
         actix_app::app().expect("registered once above with the same options")
     })

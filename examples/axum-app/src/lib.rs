@@ -40,7 +40,8 @@ pub static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
         .expect("orders_placed is registered once, as a counter")
 });
 
-/// The example's routes, recorded into [`REGISTRY`] and served with `/metrics`:
+/// The example's routes, recorded into [`REGISTRY`] and served with `/metrics` (and the live
+/// page, `/metrics/live`):
 ///
 /// | route | answers |
 /// |---|---|
@@ -57,7 +58,11 @@ pub static ORDERS_PLACED: LazyLock<Counter> = LazyLock::new(|| {
 ///
 /// A conflict with metrics already in `registry` under the HTTP metric names.
 pub fn app() -> Result<Router, vitals_core::Error> {
-    let metrics = MetricsLayer::builder().registry(&REGISTRY).build()?;
+    // `/metrics/live` draws the golden signals of the last five minutes in a browser.
+    let metrics = MetricsLayer::builder()
+        .registry(&REGISTRY)
+        .live(true)
+        .build()?;
     Ok(Router::new()
         .route("/", get(|| async { "Welcome to the vitals example.\n" }))
         .route("/users/{id}", get(user))

@@ -3,7 +3,8 @@
 //!
 //! Run it with `cargo run -p axum-app` (it listens on `LISTEN`, `127.0.0.1:3000` by default),
 //! then try `curl localhost:3000/users/42`, `curl localhost:3000/stream`, and
-//! `curl localhost:3000/metrics`.
+//! `curl localhost:3000/metrics`, and open
+//! <http://localhost:3000/metrics/live> in a browser.
 
 use vitals_core::ProcessCollector;
 
@@ -26,7 +27,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("listening on http://{address} (metrics at http://{address}/metrics)");
+    println!(
+        "listening on http://{address} (metrics at http://{address}/metrics, \
+         live view at http://{address}/metrics/live)"
+    );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -37,14 +37,22 @@ async fn main() {
         .register()
         .expect("valid metric");
 
-    let server = match Exporter::new(&registry).address(address).start().await {
+    let server = match Exporter::new(&registry)
+        .address(address)
+        .live(true)
+        .start()
+        .await
+    {
         Ok(server) => server,
         Err(error) => {
             eprintln!("cannot serve metrics on {address}: {error}");
             std::process::exit(1);
         }
     };
-    println!("metrics at http://{}/metrics", server.local_addr());
+    println!(
+        "metrics at http://{0}/metrics, live view at http://{0}/metrics/live",
+        server.local_addr()
+    );
 
     let work = async {
         for n in 0u64.. {

@@ -80,6 +80,7 @@ pub struct Exporter {
     path: String,
     authorization: Option<String>,
     openmetrics: EncodeOptions,
+    live: bool,
     header_read_timeout: Duration,
     max_connections: usize,
     connection_max_age: Duration,
@@ -94,6 +95,7 @@ impl Exporter {
             path: "/metrics".to_owned(),
             authorization: None,
             openmetrics: EncodeOptions::default(),
+            live: false,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connection_max_age: DEFAULT_CONNECTION_MAX_AGE,
@@ -162,12 +164,25 @@ impl Exporter {
         self
     }
 
+    /// Whether the live page is served below the path: `/metrics/live` and
+    /// `/metrics/live.json` (see [`live`](crate::http::live)), behind the same
+    /// authorization. Turns the registry's windowed statistics on and starts their ticker
+    /// when the server starts. Defaults to off.
+    pub fn live(mut self, on: bool) -> Self {
+        self.live = on;
+        self
+    }
+
     /// Binds the address and serves in a task on the current tokio runtime.
     ///
     /// # Errors
     ///
-    /// The error of binding the address (in use, not permitted, ...).
+    /// The error of binding the address (in use, not permitted, ...), or, with the live
+    /// page on, of starting the windows' ticker thread.
     pub async fn start(self) -> std::io::Result<RunningExporter> {
+        if self.live {
+            crate::http::live::enable(&self.registry).map_err(std::io::Error::other)?;
+        }
         let listener = TcpListener::bind(self.address).await?;
         let local_addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
@@ -310,7 +325,12 @@ async fn respond_off_runtime(
 }
 
 fn respond(config: &Exporter, request: &Request<()>) -> Response<Full<Bytes>> {
-    if request.uri().path() != config.path {
+    let path = request.uri().path();
+    let live = config
+        .live
+        .then(|| crate::http::live::LiveRequest::of(&config.path, path))
+        .flatten();
+    if path != config.path && live.is_none() {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     if let Some(expected) = &config.authorization {
@@ -338,14 +358,19 @@ fn respond(config: &Exporter, request: &Request<()>) -> Response<Full<Bytes>> {
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
     // Methods, format negotiation and HEAD are answered as in every adapter.
-    let answer = endpoint_response_with(
-        &config.registry,
-        request.method().as_str(),
-        header_str(header::ACCEPT),
-        true,
-        Ok(()),
-        config.openmetrics,
-    );
+    let answer = match live {
+        Some(live) => {
+            crate::http::live::response(&config.registry, live, request.method().as_str(), true)
+        }
+        None => endpoint_response_with(
+            &config.registry,
+            request.method().as_str(),
+            header_str(header::ACCEPT),
+            true,
+            Ok(()),
+            config.openmetrics,
+        ),
+    };
     let wire = answer.into_wire(header_str(header::ACCEPT_ENCODING));
     let mut response = Response::new(Full::new(Bytes::from(wire.body)));
     *response.status_mut() =

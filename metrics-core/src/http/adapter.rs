@@ -25,6 +25,7 @@ pub struct AdapterOptions {
     count_endpoint: bool,
     headers_only: bool,
     openmetrics: EncodeOptions,
+    live: bool,
 }
 
 impl Default for AdapterOptions {
@@ -42,6 +43,7 @@ impl AdapterOptions {
             count_endpoint: false,
             headers_only: false,
             openmetrics: EncodeOptions::default(),
+            live: false,
         }
     }
 
@@ -77,13 +79,28 @@ impl AdapterOptions {
         self
     }
 
-    /// Registers the HTTP metrics.
+    /// Whether the live page is served below the endpoint: `<endpoint>/live` and
+    /// `<endpoint>/live.json` (see [`live`](crate::http::live)), behind the endpoint's access
+    /// hook. Turning it on turns the registry's [windowed statistics](crate::window) on and
+    /// starts their ticker. Off by default.
+    pub fn live(mut self, on: bool) -> Self {
+        self.live = on;
+        self
+    }
+
+    /// Registers the HTTP metrics, and with [`live`](Self::live) turns the windowed
+    /// statistics on.
     ///
     /// # Errors
     ///
-    /// A conflict with metrics registered before under the same names with another schema.
+    /// A conflict with metrics registered before under the same names with another schema;
+    /// [`Error::InvalidWindow`] when the live page is on and the windows' ticker cannot start.
     pub fn build(self) -> Result<AdapterState, Error> {
         let registry = self.http.registry_ref().clone();
+        let live = self.live && self.endpoint.is_some();
+        if live {
+            super::live::enable(&registry)?;
+        }
         Ok(AdapterState {
             metrics: Ok(self.http.build()?),
             registry,
@@ -91,6 +108,7 @@ impl AdapterOptions {
             count_endpoint: self.count_endpoint,
             headers_only: self.headers_only,
             openmetrics: self.openmetrics,
+            live,
         })
     }
 
@@ -106,6 +124,7 @@ impl AdapterOptions {
             self.headers_only,
             self.openmetrics,
         );
+        let live = self.live && self.endpoint.is_some();
         self.build().unwrap_or_else(|error| {
             report(adapter, &error);
             AdapterState {
@@ -115,6 +134,7 @@ impl AdapterOptions {
                 count_endpoint,
                 headers_only,
                 openmetrics,
+                live,
             }
         })
     }
@@ -143,6 +163,7 @@ pub struct AdapterState {
     count_endpoint: bool,
     headers_only: bool,
     openmetrics: EncodeOptions,
+    live: bool,
 }
 
 impl AdapterState {
@@ -182,12 +203,22 @@ impl AdapterState {
         self.headers_only
     }
 
-    /// Whether `path` is the endpoint's: check it before reading the headers
-    /// [`answer`](Self::answer) needs, so that other requests pay one comparison.
+    /// Whether the live page is served.
+    #[must_use]
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
+    /// Whether `path` is the endpoint's (or, with the live page on, the page's or its
+    /// data's): check it before reading the headers [`answer`](Self::answer) needs, so that
+    /// other requests pay one comparison (two with the live page).
     #[must_use]
     #[inline]
     pub fn is_endpoint(&self, path: &str) -> bool {
-        self.endpoint.as_deref() == Some(path)
+        let Some(endpoint) = self.endpoint.as_deref() else {
+            return false;
+        };
+        endpoint == path || (self.live && super::live::LiveRequest::of(endpoint, path).is_some())
     }
 
     /// The endpoint's answer to a request for `path`, or `None` when `path` is not the
@@ -202,7 +233,13 @@ impl AdapterState {
         accept_encoding: Option<&str>,
         allowed: impl FnOnce() -> bool,
     ) -> Option<WireResponse> {
-        if !self.is_endpoint(path) {
+        let endpoint = self.endpoint.as_deref()?;
+        if self.live && endpoint != path {
+            let request = super::live::LiveRequest::of(endpoint, path)?;
+            let answer = super::live::response(&self.registry, request, method, allowed());
+            return Some(answer.into_wire(accept_encoding));
+        }
+        if endpoint != path {
             return None;
         }
         let answer = endpoint_response_with(

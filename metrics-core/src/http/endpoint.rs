@@ -20,6 +20,8 @@ pub struct EndpointResponse {
     pub allow: Option<&'static str>,
     /// The body (empty for `HEAD`).
     pub body: String,
+    /// Further headers to send (the live page's `Content-Security-Policy`, for instance).
+    pub extra_headers: &'static [(&'static str, &'static str)],
 }
 
 /// The answer to a request for the metrics endpoint, the same in every adapter: `405` with
@@ -60,6 +62,7 @@ pub fn endpoint_response_with(
         content_type: PLAIN,
         allow: None,
         body,
+        extra_headers: &[],
     };
     if method != "GET" && method != "HEAD" {
         return EndpointResponse {
@@ -86,6 +89,7 @@ pub fn endpoint_response_with(
         } else {
             format.encode_with(registry, options)
         },
+        extra_headers: &[],
     }
 }
 
@@ -110,6 +114,9 @@ impl EndpointResponse {
         ];
         if let Some(allow) = self.allow {
             headers.push(("allow", Cow::Borrowed(allow)));
+        }
+        for &(name, value) in self.extra_headers {
+            headers.push((name, Cow::Borrowed(value)));
         }
         if gzip {
             headers.push(("content-encoding", Cow::Borrowed("gzip")));
@@ -136,7 +143,7 @@ pub struct WireResponse {
     /// The status code.
     pub status: u16,
     /// The headers, lower-case names: `content-type`, `vary`, and when they apply `allow`,
-    /// `content-encoding` and `content-length`.
+    /// the answer's extra headers, `content-encoding` and `content-length`.
     pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body, compressed if `content-encoding` says so.
     pub body: Vec<u8>,

@@ -57,6 +57,7 @@ mod method;
 mod options;
 mod recorder;
 pub mod route;
+pub use crate::export::live;
 mod schema;
 mod sharded;
 

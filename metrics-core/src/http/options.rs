@@ -78,5 +78,15 @@ macro_rules! __http_recorder_options {
             self.$field = self.$field.headers_only(on);
             self
         }
+
+        /// Serves the live page below the metrics endpoint: `/metrics/live` draws the golden
+        /// signals of each route and `#[instrumented]` function over the last five minutes,
+        /// from `/metrics/live.json`, behind the endpoint's access hook. Turns the registry's
+        /// windowed statistics on (`vitals_core::window`) and starts their ticker, a thread
+        /// that ticks every second. Defaults to off.
+        pub fn live(mut self, on: bool) -> Self {
+            self.$field = self.$field.live(on);
+            self
+        }
     };
 }
