@@ -150,6 +150,8 @@ mod util;
 mod validate;
 pub mod window;
 
+#[doc(inline)]
+pub use export::grafana;
 #[cfg(feature = "otlp")]
 #[doc(inline)]
 pub use export::otlp;

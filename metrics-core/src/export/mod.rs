@@ -5,6 +5,7 @@
 
 #[cfg(any(feature = "push", feature = "otlp"))]
 mod client;
+pub mod grafana;
 pub mod live;
 #[cfg(feature = "otlp")]
 pub mod otlp;

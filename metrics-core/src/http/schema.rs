@@ -30,19 +30,19 @@ pub enum Naming {
 /// One family of the recorder under a preset: its name (before the unit and `_total`
 /// suffixes), help and labels.
 #[derive(Debug)]
-pub(super) struct FamilySpec {
-    pub(super) name: &'static str,
+pub(crate) struct FamilySpec {
+    pub(crate) name: &'static str,
     pub(super) help: &'static str,
-    pub(super) labels: &'static [&'static str],
+    pub(crate) labels: &'static [&'static str],
 }
 
 /// Every family a preset registers. The request counter is absent where the duration
 /// histogram's `_count` is the request rate (OpenTelemetry).
 #[derive(Debug)]
-pub(super) struct Schema {
-    pub(super) requests: Option<FamilySpec>,
-    pub(super) in_flight: FamilySpec,
-    pub(super) duration: FamilySpec,
+pub(crate) struct Schema {
+    pub(crate) requests: Option<FamilySpec>,
+    pub(crate) in_flight: FamilySpec,
+    pub(crate) duration: FamilySpec,
     pub(super) request_size: FamilySpec,
     pub(super) response_size: FamilySpec,
 }
@@ -105,7 +105,7 @@ const OPENTELEMETRY: Schema = Schema {
 };
 
 impl Naming {
-    pub(super) fn schema(self) -> &'static Schema {
+    pub(crate) fn schema(self) -> &'static Schema {
         match self {
             Self::Prometheus => &PROMETHEUS,
             Self::OpenTelemetry => &OPENTELEMETRY,

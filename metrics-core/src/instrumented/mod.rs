@@ -13,6 +13,12 @@
 //! cache lines from core to core at each call, which cost more than the rest of the call. A
 //! thread that owns its shard writes it with plain stores.
 
+/// The names `#[instrumented]` records under (autometrics' names, under both naming
+/// presets): the calls counter as exposed, the latency histogram, the in-progress gauge.
+pub(crate) const CALLS_TOTAL: &str = "function_calls_total";
+pub(crate) const DURATION: &str = "function_calls_duration_seconds";
+pub(crate) const CONCURRENT: &str = "function_calls_concurrent";
+
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::metric::Buckets;
@@ -198,9 +204,9 @@ mod mapped {
             labels.extend(meta.labels.iter().copied());
             labels.extend(view.const_labels.iter().map(|(k, v)| (&**k, &**v)));
             let (concurrent_name, calls_name, duration_name) = (
-                name("function_calls_concurrent"),
-                name("function_calls"),
-                name("function_calls_duration_seconds"),
+                name(super::CONCURRENT),
+                name(super::CALLS_TOTAL.trim_end_matches("_total")),
+                name(super::DURATION),
             );
             let concurrent = Series::new(
                 &view.files,

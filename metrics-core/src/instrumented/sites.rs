@@ -130,16 +130,16 @@ impl Collector for Arc<FunctionSites> {
         }
 
         let mut calls = MetricFamily::counter(
-            "function_calls_total",
+            super::CALLS_TOTAL,
             "Calls of functions instrumented with #[instrumented], by result.",
         );
         let mut durations = MetricFamily::histogram(
-            "function_calls_duration_seconds",
+            super::DURATION,
             "Duration of calls of functions instrumented with #[instrumented], by result.",
         )
         .with_unit("seconds");
         let mut concurrent = MetricFamily::gauge(
-            "function_calls_concurrent",
+            super::CONCURRENT,
             "Calls of functions instrumented with #[instrumented] in progress.",
         );
         for series in &merged {

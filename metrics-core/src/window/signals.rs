@@ -86,8 +86,8 @@ const ROUTES: [Source; 2] = [
 ];
 
 const FUNCTIONS: [Source; 1] = [Source {
-    duration: "function_calls_duration_seconds",
-    in_flight: "function_calls_concurrent",
+    duration: crate::instrumented::DURATION,
+    in_flight: crate::instrumented::CONCURRENT,
     first: "function",
     second: "module",
     failed: |series| series.label("result") == Some("error"),
