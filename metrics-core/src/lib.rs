@@ -126,6 +126,13 @@
 //!
 //! [`Registry::get_sample_value`] reads one sample without encoding or parsing text, for
 //! tests; [`encoding::text`] writes the Prometheus text format 0.0.4.
+//!
+//! # The last minutes, in process
+//!
+//! [`window`]: what happened in the last N seconds (count, sum, average, rate, min, max,
+//! percentiles, and the golden signals per route and function), from periodic snapshots that
+//! cost the recording path nothing. [`http::live`] draws them in a browser at
+//! `/metrics/live`; [`grafana`] generates the Grafana dashboards for the same metrics.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
