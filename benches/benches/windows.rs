@@ -78,7 +78,10 @@ fn ticks(c: &mut Criterion) {
                 .register()
                 .unwrap();
             for i in 0..n {
-                family.with_label_values(&[&i.to_string()]).unwrap().observe(0.1);
+                family
+                    .with_label_values(&[&i.to_string()])
+                    .unwrap()
+                    .observe(0.1);
             }
         }
         let mut second = 0u64;

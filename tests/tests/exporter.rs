@@ -377,3 +377,56 @@ async fn a_connection_past_its_age_is_closed_after_its_answer() {
     assert_eq!(answers.matches("HTTP/1.1 200").count(), 1, "{answers}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_page_is_served_behind_the_same_authorization_when_enabled() {
+    let registry = registry();
+    let plain = Exporter::new(&registry)
+        .address(local())
+        .start()
+        .await
+        .unwrap();
+    let live = Exporter::new(&registry)
+        .address(local())
+        .bearer_token("s3cret")
+        .live(true)
+        .start()
+        .await
+        .unwrap();
+    let (plain_addr, live_addr) = (plain.local_addr(), live.local_addr());
+    let windows = registry
+        .windows()
+        .expect("live(true) turned the windows on");
+    let responses = blocking(move || {
+        // The ticker ticks every second: wait for its second tick, so that one slot is filled.
+        std::thread::sleep(Duration::from_millis(2200));
+        let auth = ("Authorization", "Bearer s3cret");
+        vec![
+            get(plain_addr, "/metrics/live", &[]).unwrap(),
+            get(live_addr, "/metrics/live", &[]).unwrap(),
+            get(live_addr, "/metrics/live", &[auth]).unwrap(),
+            get(live_addr, "/metrics/live.json", &[auth]).unwrap(),
+            request(live_addr, "POST", "/metrics/live.json", &[auth]).unwrap(),
+            get(live_addr, "/metrics/live.jsonx", &[auth]).unwrap(),
+        ]
+    })
+    .await;
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [404, 401, 200, 200, 405, 404]);
+    assert!(responses[2].text().contains("live.json"));
+    let json = responses[3].text();
+    assert_eq!(
+        responses[3].header("content-type"),
+        Some("application/json")
+    );
+    assert!(
+        json.starts_with("{\"step\":1.0,\"t\":[") && json.contains("\"routes\":[]"),
+        "{json}"
+    );
+    assert!(
+        windows.tracked_series() > 0,
+        "the ticker tracks the registry's series"
+    );
+    plain.shutdown().await;
+    live.shutdown().await;
+}

@@ -728,3 +728,72 @@ fn a_hostile_declared_length_cannot_wrap_the_request_size_sum() {
     guard.finish();
     assert_eq!(sum() - after_the_lie, 100_007.0 + limit);
 }
+
+#[test]
+fn the_live_page_sits_below_the_endpoint_behind_its_access_hook() {
+    let registry = Registry::new();
+    let off = AdapterOptions::new(&registry).build().unwrap();
+    assert!(!off.is_endpoint("/metrics/live"));
+    assert!(off
+        .answer("/metrics/live", "GET", None, None, || true)
+        .is_none());
+    assert!(
+        registry.windows().is_none(),
+        "nothing turned the windows on"
+    );
+
+    let state = AdapterOptions::new(&registry)
+        .endpoint(Some("/internal/metrics"))
+        .live(true)
+        .build()
+        .unwrap();
+    assert!(state.live());
+    assert!(registry.windows().is_some());
+    for path in [
+        "/internal/metrics",
+        "/internal/metrics/live",
+        "/internal/metrics/live.json",
+    ] {
+        assert!(state.is_endpoint(path), "{path}");
+    }
+    for path in [
+        "/metrics/live",
+        "/internal/metrics/lives",
+        "/internal/metrics/live/",
+    ] {
+        assert!(!state.is_endpoint(path), "{path}");
+        assert!(state.answer(path, "GET", None, None, || true).is_none());
+    }
+    let mut asked = 0;
+    let refused = state
+        .answer("/internal/metrics/live.json", "GET", None, None, || {
+            asked += 1;
+            false
+        })
+        .unwrap();
+    assert_eq!((refused.status, asked), (403, 1));
+    let page = state
+        .answer("/internal/metrics/live", "GET", None, Some("gzip"), || true)
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-security-policy").is_some());
+    assert_eq!(
+        page.header("content-encoding"),
+        Some("gzip").filter(|_| cfg!(feature = "gzip"))
+    );
+    let data = state
+        .answer("/internal/metrics/live.json", "GET", None, None, || true)
+        .unwrap();
+    assert_eq!(
+        (data.status, data.header("content-type")),
+        (200, Some("application/json"))
+    );
+
+    // Without an endpoint there is no live page either.
+    let none = AdapterOptions::new(&Registry::new())
+        .endpoint(None)
+        .live(true)
+        .build()
+        .unwrap();
+    assert!(!none.live() && !none.is_endpoint("/metrics/live"));
+}
