@@ -235,6 +235,9 @@ impl Windows {
     /// Takes a tick as if `elapsed` had passed since the windows were enabled: for tests
     /// and for programs that drive the ticks from a clock of their own. A tick not later
     /// than the last one is ignored.
+    ///
+    /// A tick runs the registry's custom collectors, as a scrape does, while it holds the
+    /// windows' lock: a collector must not read the windows from inside `collect()`.
     pub fn tick_at(&self, elapsed: Duration) {
         let mut state = self.shared.state();
         state.tick(elapsed.as_secs_f64(), |sink| self.registry.visit(sink));

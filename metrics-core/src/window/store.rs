@@ -268,17 +268,16 @@ impl State {
                 coarse.counts[target * width + i] = total;
             }
             coarse.values[target] = if gauge {
-                let present: Vec<f64> = span
+                // The mean of the values the fine slots hold (NaN when none does).
+                let (sum, n) = span
                     .iter()
                     .map(|&s| fine.values[s])
                     .filter(|v| !v.is_nan())
-                    .collect();
-                #[allow(clippy::cast_precision_loss)]
-                let mean = present.iter().sum::<f64>() / present.len() as f64;
-                if present.is_empty() {
+                    .fold((0.0, 0u32), |(sum, n), v| (sum + v, n + 1));
+                if n == 0 {
                     f64::NAN
                 } else {
-                    mean
+                    sum / f64::from(n)
                 }
             } else {
                 span.iter().map(|&s| fine.values[s]).sum()

@@ -416,3 +416,36 @@ fn routes_get_their_golden_signals_under_both_namings() {
         assert!(json.contains("\"error_ratio\":[0.25]"), "{json}");
     }
 }
+
+#[test]
+fn the_coarse_ring_keeps_gauge_means_and_histogram_extremes() {
+    let registry = Registry::new();
+    let queue = registry
+        .gauge("queue_depth", "Queue depth.")
+        .register()
+        .unwrap();
+    let latency = registry
+        .histogram("latency_seconds", "Latency.")
+        .window_extremes(true)
+        .register()
+        .unwrap();
+    let windows = small(&registry);
+    windows.tick_at(secs(0));
+    // Seconds 1..=10 (two coarse slots of 5 s): depth = the second, one observation each.
+    for s in 1..=10u32 {
+        queue.set(i64::from(s));
+        latency.observe(f64::from(s) / 100.0);
+        windows.tick_at(secs(u64::from(s)));
+    }
+    windows.tick_at(secs(11)); // the fine ring alone holds 10 s: this window is coarse
+    let w = windows.last(secs(12)).unwrap();
+    let depth = w.stats("queue_depth", &[]);
+    // Two coarse slots, each the mean of its five ticks: 3 and 8.
+    assert_eq!(
+        (depth.count(), depth.min(), depth.max()),
+        (2.0, Some(3.0), Some(8.0))
+    );
+    let observed = w.stats("latency_seconds", &[]);
+    assert_eq!(observed.count(), 10.0);
+    assert_eq!((observed.min(), observed.max()), (Some(0.01), Some(0.1)));
+}
