@@ -40,6 +40,7 @@
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
 //! | `multiprocess` | no | [`multiprocess`] (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
+//! | `metrics-facade` | no | `facade::FacadeRecorder`: `metrics::counter!`, `gauge!` and `histogram!` recorded into a registry |
 //! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |
 //!
 //! # Metric types
@@ -140,6 +141,9 @@ mod collector;
 pub mod encoding;
 mod error;
 mod export;
+#[cfg(feature = "metrics-facade")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics-facade")))]
+pub mod facade;
 mod family;
 pub mod http;
 mod instrumented;
