@@ -41,6 +41,7 @@
 //! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
 //! | `multiprocess` | no | [`multiprocess`] (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
 //! | `metrics-facade` | no | `facade::FacadeRecorder`: `metrics::counter!`, `gauge!` and `histogram!` recorded into a registry |
+//! | `tokio-runtime` | no | `TokioCollector`: a tokio runtime's workers, tasks and queues (more with `--cfg tokio_unstable`) |
 //! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |
 //!
 //! # Metric types
@@ -101,7 +102,10 @@
 //!
 //! A [`Collector`] (or a closure) gives [`MetricFamily`] values at each scrape, for figures
 //! that live elsewhere: a pool's size, a queue's depth, the operating system's view of the
-//! process ([`ProcessCollector`]). A failing collector is counted, not fatal.
+//! process ([`ProcessCollector`], registered in [`Registry::global`] from the start). A
+//! failing collector is counted, not fatal. [`PoolCollector`] reads any connection pool
+//! through a closure; `TokioCollector` (feature `tokio-runtime`) reads a tokio runtime's
+//! metrics.
 //!
 //! # Functions
 //!
@@ -177,7 +181,10 @@ pub use http::route;
 
 #[cfg(feature = "process")]
 pub use collector::ProcessCollector;
-pub use collector::{CollectError, Collector, MetricFamily};
+#[cfg(feature = "tokio-runtime")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio-runtime")))]
+pub use collector::TokioCollector;
+pub use collector::{CollectError, Collector, MetricFamily, PoolCollector, PoolStats};
 pub use error::Error;
 pub use family::{
     DenseFamily, DenseLabelSet, Family, LabelSet, LabelValue, TypedFamily, DEFAULT_SERIES_CAP,

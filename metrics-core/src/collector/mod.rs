@@ -3,11 +3,17 @@
 use crate::kind::MetricKind;
 use crate::metric::MetricValue;
 
+mod pool;
 #[cfg(feature = "process")]
 mod process;
+#[cfg(feature = "tokio-runtime")]
+mod runtime;
 
+pub use pool::{PoolCollector, PoolStats};
 #[cfg(feature = "process")]
 pub use process::ProcessCollector;
+#[cfg(feature = "tokio-runtime")]
+pub use runtime::TokioCollector;
 
 /// The error a [`Collector`] may return; it is counted, never propagated to the scrape.
 pub type CollectError = Box<dyn std::error::Error + Send + Sync>;
