@@ -57,6 +57,14 @@ async fn a_metric_on_the_global_registry_appears_on_the_quick_start_layers_metri
         metrics.contains("http_requests_total{method=\"POST\",route=\"/signup\",status=\"200\"} 3"),
         "{metrics}"
     );
+    // The process-wide registry has the process collector from the start, as Python's and
+    // Go's default registries do.
+    if cfg!(target_os = "linux") {
+        assert!(
+            metrics.contains("\nprocess_resident_memory_bytes "),
+            "{metrics}"
+        );
+    }
 
     // actix-web's quick start serves the same process-wide registry.
     let actix = actix_test::init_service(

@@ -296,10 +296,23 @@ impl Registry {
     /// The process-wide registry that the adapters and `#[instrumented]` use unless told
     /// otherwise: [`from_env`](Self::from_env) when it is first used, in memory if that fails
     /// ([`from_env`](Self::from_env) says why).
+    ///
+    /// With the `process` feature (on by default) it holds the
+    /// [`ProcessCollector`](crate::ProcessCollector) from the start, under the name
+    /// `process`, as Python's and Go's default registries do; not in multi-process mode,
+    /// where each scrape would report whichever worker answered it.
     #[must_use]
     pub fn global() -> &'static Registry {
         static GLOBAL: OnceLock<Registry> = OnceLock::new();
-        GLOBAL.get_or_init(|| Self::from_env().unwrap_or_else(|_| Self::new()))
+        GLOBAL.get_or_init(|| {
+            let registry = Self::from_env().unwrap_or_else(|_| Self::new());
+            #[cfg(feature = "process")]
+            if !registry.is_multiprocess() {
+                // A new registry has no collector of this name: this cannot fail.
+                let _ = registry.register_collector("process", crate::ProcessCollector::new());
+            }
+            registry
+        })
     }
 
     /// A view whose metrics are named `<prefix>_<name>` (nested prefixes join with `_`).
