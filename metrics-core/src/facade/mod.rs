@@ -59,7 +59,9 @@
 //! The macros look their handle up on every call (`metrics` calls the recorder's `register_*`
 //! each time); the recorder answers from a cache keyed by the macro's precomputed key hash,
 //! under a read lock, so a repeated call costs a hash lookup and an `Arc` clone before its
-//! atomic add. Keeping the handle (`let jobs = counter!(..)`) skips both. BENCHMARKS.md
+//! atomic add. Keeping the handle (`let jobs = counter!(..)`) skips both. The cache holds at
+//! most [`MAX_CACHED_KEYS`] keys and the descriptions [`MAX_DESCRIBED`] names, so a flood of
+//! label values costs bounded memory (the families' caps bound the series). BENCHMARKS.md
 //! compares it with metrics-exporter-prometheus.
 //!
 //! Only the `metrics` 0.24 facade is served (0.24.6 or later): each semver-incompatible
@@ -81,6 +83,12 @@ mod tests;
 
 /// The family counting uses of the facade that could not be recorded.
 const ERRORS_METRIC: &str = "vitals_facade_errors";
+/// The most keys (name and label values) whose handles are cached; past it, a key's handle is
+/// made from its family at each call.
+pub const MAX_CACHED_KEYS: usize = 16_384;
+/// The most metric names whose descriptions are kept; past it, descriptions of new names are
+/// ignored.
+pub const MAX_DESCRIBED: usize = 4_096;
 
 /// A [`metrics::Recorder`] that records into a vitals [`Registry`]: see the [module
 /// docs](self). A cheap handle.
@@ -287,6 +295,9 @@ impl Inner {
             .described
             .write()
             .unwrap_or_else(PoisonError::into_inner);
+        if described.len() >= MAX_DESCRIBED && !described.contains_key(key.as_str()) {
+            return;
+        }
         described
             .entry(key.as_str().to_owned())
             .or_insert(Described { help, unit });
@@ -308,6 +319,11 @@ impl Inner {
             Handle::noop(kind)
         });
         let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
+        if handles.len() >= MAX_CACHED_KEYS && !handles.contains_key(key) {
+            // A flood of label values: the family's cap and overflow bound the series, and
+            // the cache stays bounded too; such keys are looked up in their family each time.
+            return handle;
+        }
         let slot = &mut handles.entry(key.clone()).or_default()[kind as usize];
         // Another thread may have made it meanwhile: the first one stays.
         slot.get_or_insert(handle).clone()

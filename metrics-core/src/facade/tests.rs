@@ -135,4 +135,29 @@ fn caps_hold_under_many_label_values() {
         total, 10_000.0,
         "nothing lost: the overflow series has the rest"
     );
+    let cached = recorder.inner.handles.read().unwrap().len();
+    assert!(cached <= MAX_CACHED_KEYS, "{cached}");
+}
+
+#[test]
+fn the_handle_cache_stays_bounded_and_keys_past_it_still_record() {
+    let registry = Registry::new().with_series_cap(MAX_CACHED_KEYS + 100);
+    let recorder = FacadeRecorder::new(&registry);
+    let n = MAX_CACHED_KEYS + 50;
+    with(&recorder, || {
+        for i in 0..n {
+            metrics::counter!("flood", "id" => i.to_string()).increment(1);
+        }
+        // A key past the cache, again: looked up in its family, same series.
+        metrics::counter!("flood", "id" => (n - 1).to_string()).increment(1);
+    });
+    assert_eq!(
+        recorder.inner.handles.read().unwrap().len(),
+        MAX_CACHED_KEYS
+    );
+    let last = (n - 1).to_string();
+    assert_eq!(
+        registry.get_sample_value("flood_total", &[("id", &last)]),
+        Some(2.0)
+    );
 }
