@@ -100,6 +100,8 @@ impl<S> MetricsMiddleware<S> {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
         });
+        // The W3C Trace Context header, whose ids the request's exemplars carry.
+        guard.traceparent(request.headers().get("traceparent").map(|v| v.as_bytes()));
         (Some(guard), pending)
     }
 }

@@ -12,6 +12,9 @@ use tower_service::Service;
 use vitals_core::http::{RequestGuard, RouteHint};
 use vitals_core::route::UNMATCHED_ROUTE;
 
+/// The W3C Trace Context header whose ids the request's exemplars carry.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 use crate::body::ResponseBody;
 use crate::future::ResponseFuture;
 use crate::layer::{EndpointRequest, Shared};
@@ -136,6 +139,7 @@ impl<S> Metrics<S> {
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
         });
+        guard.traceparent(request.headers().get(TRACEPARENT).map(|v| v.as_bytes()));
         Some(guard)
     }
 

@@ -371,7 +371,9 @@ req.ParseFromString(sys.stdin.buffer.read())
 def attrs(kvs):
     return "{" + ",".join(f"{kv.key}={kv.value.string_value}" for kv in sorted(kvs, key=lambda kv: kv.key)) + "}"
 def exemplars(es):
-    return "[" + ",".join(f"{attrs(e.filtered_attributes)}:{e.as_double}" for e in es) + "]"
+    def ids(e):
+        return f" trace={e.trace_id.hex()} span={e.span_id.hex()}" if e.trace_id or e.span_id else ""
+    return "[" + ",".join(f"{attrs(e.filtered_attributes)}:{e.as_double}{ids(e)}" for e in es) + "]"
 for rm in req.resource_metrics:
     for kv in rm.resource.attributes:
         print(f"resource {kv.key}={kv.value.string_value}")

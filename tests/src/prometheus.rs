@@ -26,6 +26,17 @@ impl PrometheusServer {
     /// or when it does not become ready.
     #[must_use]
     pub fn start(targets: &[SocketAddr], interval: Duration) -> Self {
+        Self::start_with_flags(targets, interval, &[])
+    }
+
+    /// As [`start`](Self::start), with more command-line flags (such as
+    /// `--enable-feature=exemplar-storage`).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    #[must_use]
+    pub fn start_with_flags(targets: &[SocketAddr], interval: Duration, flags: &[&str]) -> Self {
         let binary = crate::require_program(
             "prometheus",
             "apt-get update && apt-get install -y prometheus",
@@ -48,6 +59,7 @@ impl PrometheusServer {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -84,6 +96,32 @@ impl PrometheusServer {
             "query {promql:?} failed: {body}"
         );
         parse_vector(&body)
+    }
+
+    /// The exemplars of the series `promql` selects over the last hour, as Prometheus's
+    /// `/api/v1/query_exemplars` answers them: the raw JSON body.
+    ///
+    /// # Panics
+    ///
+    /// Panics when the server does not answer or the answer is not a success.
+    #[must_use]
+    pub fn query_exemplars(&self, promql: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let path = format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            http::encode_query(promql),
+            now.saturating_sub(3600),
+            now + 60
+        );
+        let response = http::get(self.addr, &path, &[]).expect("Prometheus answers");
+        let body = response.text();
+        assert!(
+            response.status == 200 && body.contains("\"status\":\"success\""),
+            "exemplar query {promql:?} failed: {body}"
+        );
+        body
     }
 
     /// Polls `promql` (at most `timeout`) until its first value satisfies `accept`, and returns

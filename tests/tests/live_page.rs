@@ -210,6 +210,26 @@ fn the_actix_app_serves_the_same_live_data() {
     // Not a route of the app: the live page's requests are not recorded.
     let metrics = get(address, "/metrics", &[]).unwrap().text();
     assert!(!metrics.contains("/metrics/live"), "{metrics}");
+    // The actix middleware reads `traceparent` too: the trace id is the exemplar of the
+    // request's series in the OpenMetrics answer.
+    let traced = "00-5cf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    get(address, "/users/77/orders/9", &[("traceparent", traced)]).unwrap();
+    let openmetrics = get(
+        address,
+        "/metrics",
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    )
+    .unwrap()
+    .text();
+    let exemplar = "# {trace_id=\"5cf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"}";
+    let lines: Vec<&str> = openmetrics
+        .lines()
+        .filter(|l| l.contains(exemplar))
+        .collect();
+    assert_eq!(lines.len(), 2, "{openmetrics}");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("route=\"/users/{id}/orders/{order_id}\"")));
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     actix_web::rt::System::new().block_on(handle.stop(true));

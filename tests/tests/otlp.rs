@@ -208,3 +208,33 @@ async fn a_refusal_keeps_the_collectors_answer_and_shutdown_reports_the_final_fl
     );
     assert_eq!(collector.requests().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_exemplars_go_into_the_exemplar_trace_and_span_fields() {
+    let registry = Registry::new();
+    let http = vitals_core::http::HttpMetrics::builder(&registry)
+        .build()
+        .unwrap();
+    let mut guard = http.start("GET", Some("/traced"));
+    guard.traceparent(Some(
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ));
+    guard.response(200);
+    guard.finish();
+    let collector = CaptureServer::start(&[]);
+    let exporter = OtlpExporter::new(&registry, &collector.url()).unwrap();
+    exporter.export().await.unwrap();
+    let request = collector.requests().pop().expect("one export arrived");
+    let lines = vitals_tests::python_decode_otlp(&request.decoded_body());
+    let ids = " trace=4bf92f3577b34da6a3ce929d0e0e4736 span=00f067aa0ba902b7]";
+    let counter = line(&lines, "point http_requests {");
+    assert!(
+        counter.ends_with(&format!("exemplars=[{{}}:1.0{ids}")),
+        "{counter}"
+    );
+    let latency = line(&lines, "point http_request_duration_seconds {");
+    assert!(
+        latency.contains("exemplars=[{}:") && latency.ends_with(ids),
+        "{latency}"
+    );
+}

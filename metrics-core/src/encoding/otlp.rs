@@ -179,14 +179,44 @@ fn number(point: &mut Proto, n: Number) {
     }
 }
 
+/// An `Exemplar`: a `trace_id` label of 32 hex digits and a `span_id` of 16 (as the
+/// adapters take them from `traceparent`) go into the exemplar's `trace_id` and `span_id`
+/// fields, as OTLP defines them; every other label is a filtered attribute.
 fn exemplar_message(out: &mut Proto, exemplar: &Exemplar) {
     for (key, value) in exemplar.labels() {
-        out.message(7, |kv| key_value(kv, key, value));
+        let id = match key.as_str() {
+            "trace_id" => hex_id::<16>(value).map(|id| (5, id.to_vec())),
+            "span_id" => hex_id::<8>(value).map(|id| (4, id.to_vec())),
+            _ => None,
+        };
+        match id {
+            Some((field, bytes)) => out.bytes(field, &bytes),
+            None => out.message(7, |kv| key_value(kv, key, value)),
+        }
     }
     if let Some(timestamp) = exemplar.timestamp() {
         out.fixed64(2, seconds_to_nanos(timestamp));
     }
     out.double(3, exemplar.value());
+}
+
+/// `N` bytes from `2N` hex digits, unless they are something else or all zeros.
+fn hex_id<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let mut id = [0u8; N];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = nibble(digits[2 * i])? << 4 | nibble(digits[2 * i + 1])?;
+    }
+    (id != [0; N]).then_some(id)
 }
 
 /// A `KeyValue` with a string `AnyValue`.

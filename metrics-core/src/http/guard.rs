@@ -85,6 +85,8 @@ pub(super) struct Sizes {
     /// Counts the request body as the service reads it, when the adapter can watch it.
     pub(super) request_counter: Option<BodyCounter>,
     pub(super) response_bytes: u64,
+    /// The request's trace, for the exemplars of its counter and latency bucket.
+    pub(super) trace: Option<super::trace::TraceContext>,
 }
 
 impl RequestGuard {
@@ -96,8 +98,27 @@ impl RequestGuard {
                 request_bytes: NO_BYTES,
                 request_counter: None,
                 response_bytes: 0,
+                trace: None,
             })
         })
+    }
+
+    /// Attaches the request's trace (see [`TraceContext`](super::TraceContext)): when it is
+    /// recorded, the request counter and the latency bucket it falls in keep an exemplar with
+    /// its `trace_id` and `span_id`. Requests without one allocate nothing for it.
+    pub fn trace_context(&mut self, context: super::trace::TraceContext) {
+        if !matches!(self.target, Target::Off) {
+            self.sizes().trace = Some(context);
+        }
+    }
+
+    /// [`trace_context`](Self::trace_context) from the request's `traceparent` header, when
+    /// it has a valid one; a malformed one is ignored.
+    #[inline]
+    pub fn traceparent(&mut self, header: Option<&[u8]>) {
+        if let Some(context) = header.and_then(super::trace::TraceContext::from_traceparent_bytes) {
+            self.trace_context(context);
+        }
     }
 
     /// Sets the route once routing knows it (`None`: no route matched); the in-flight count
@@ -377,6 +398,14 @@ impl RequestGuard {
         // counted either).
         if let (false, Some(histogram)) = (self.upgraded, histogram) {
             histogram.observe_units(shard, elapsed_nanos);
+        }
+        if let Some(trace) = self.sizes.as_ref().and_then(|s| s.trace.as_ref()) {
+            if let Some(counter) = counter {
+                counter.set_exemplar(trace);
+            }
+            if let (false, Some(histogram)) = (self.upgraded, histogram) {
+                histogram.set_exemplar(trace, elapsed_nanos);
+            }
         }
         if metrics.request_size.is_none() && metrics.response_size.is_none() {
             return;

@@ -15,6 +15,12 @@
 //! | the handler panicked (the guard drops while unwinding) | [`STATUS_PANICKED`] (500) | yes |
 //! | connection upgraded (WebSocket) | the response's (101) | no: the connection's life is not a latency (with [`Naming::OpenTelemetry`], whose request count is the histogram's, it is not counted either) |
 //!
+//! An adapter also hands the guard the request's `traceparent` header
+//! ([`RequestGuard::traceparent`]): with a valid one, the request's counter series and its
+//! latency bucket keep its trace and span ids as their latest exemplar ([`TraceContext`]),
+//! shown in the OpenMetrics format and put in the OTLP exemplars' id fields. Each series keeps
+//! them in a lock-free slot per bucket, allocated with its first traced request.
+//!
 //! Every request is counted exactly once, and the in-flight gauge returns to zero in every
 //! case. A `405 Method Not Allowed` is counted under the unmatched route, with the requests no
 //! route matched (404s and fallbacks): no route took it.
@@ -60,6 +66,7 @@ pub mod route;
 pub use crate::export::live;
 mod schema;
 mod sharded;
+mod trace;
 
 pub use adapter::{AdapterOptions, AdapterState, DEFAULT_ENDPOINT};
 pub use builder::HttpMetricsBuilder;
@@ -70,6 +77,7 @@ pub use guard::{BodyCounter, RequestGuard, DECLARED_LENGTH_LIMIT};
 pub use hint::RouteHint;
 pub use recorder::HttpMetrics;
 pub use schema::Naming;
+pub use trace::TraceContext;
 
 /// The status label of a request whose response never started: the client went away or the
 /// server dropped the request's future. (nginx's "client closed request".)

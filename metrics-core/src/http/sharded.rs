@@ -25,6 +25,9 @@ pub(super) struct ShardedCore {
     /// units). Shards would only split what the file holds once.
     #[cfg(all(feature = "multiprocess", unix))]
     pub(super) mapped: Option<Box<[crate::multiprocess::Cell]>>,
+    /// The latest exemplar of the counter, or of each histogram bucket (`+Inf` last),
+    /// allocated with the first: requests without a trace context never touch it.
+    pub(super) exemplars: std::sync::OnceLock<Box<[super::trace::TraceSlot]>>,
 }
 
 impl ShardedCore {
@@ -34,6 +37,7 @@ impl ShardedCore {
             created: AtomicU64::new(now_seconds().to_bits()),
             #[cfg(all(feature = "multiprocess", unix))]
             mapped: None,
+            exemplars: std::sync::OnceLock::new(),
         })
     }
 
@@ -43,6 +47,7 @@ impl ShardedCore {
             slots: Slots::new(if cells.is_some() { 1 } else { width }),
             created: AtomicU64::new(now_seconds().to_bits()),
             mapped: cells,
+            exemplars: std::sync::OnceLock::new(),
         })
     }
 
@@ -62,6 +67,31 @@ impl ShardedCore {
     fn clear(&self) {
         self.slots.fill(0);
         self.restart();
+        if let Some(slots) = self.exemplars.get() {
+            slots.iter().for_each(super::trace::TraceSlot::clear);
+        }
+    }
+
+    /// Keeps the traced `value` as the latest exemplar of slot `i` (of `width`).
+    fn set_exemplar(&self, width: usize, i: usize, trace: &super::trace::TraceContext, value: f64) {
+        let slots = self.exemplars.get_or_init(|| {
+            (0..width)
+                .map(|_| super::trace::TraceSlot::default())
+                .collect()
+        });
+        if let Some(slot) = slots.get(i) {
+            slot.set(trace, value);
+        }
+    }
+
+    /// The exemplar of each slot, for an encoder that shows them.
+    fn exemplars(&self, scratch: &mut Scratch) {
+        scratch.exemplars.clear();
+        if let (true, Some(slots)) = (scratch.want_exemplars, self.exemplars.get()) {
+            scratch
+                .exemplars
+                .extend(slots.iter().map(|slot| slot.get().map(Arc::new)));
+        }
     }
 
     pub(super) fn created(&self) -> f64 {
@@ -83,6 +113,11 @@ impl ShardedCounter {
             return cells[0].add(1.0);
         }
         self.core.slots.add(shard, 0, 1);
+    }
+
+    /// Keeps an exemplar of one request in `trace` as the counter's latest.
+    pub(crate) fn set_exemplar(&self, trace: &super::trace::TraceContext) {
+        self.core.set_exemplar(1, 0, trace, 1.0);
     }
 
     #[cfg(test)]
@@ -115,11 +150,13 @@ impl Sealed for ShardedCounter {
         self.core.clear();
     }
 
-    fn read<'a>(&'a self, (): &'a (), _: &'a mut Scratch) -> ValueRef<'a> {
+    fn read<'a>(&'a self, (): &'a (), scratch: &'a mut Scratch) -> ValueRef<'a> {
+        self.core.exemplars(scratch);
+        scratch.exemplar = scratch.exemplars.pop().flatten();
         ValueRef::Counter(CounterRef {
             value: Number::U64(self.core.total(0)),
             created: Some(self.core.created()),
-            exemplar: None,
+            exemplar: scratch.exemplar.as_deref(),
         })
     }
 }
@@ -166,6 +203,16 @@ impl ShardedHistogram {
         slots.add(shard, self.bounds.len() + 1, n);
         // Last, with release: a scrape that counts the observation sees its sum too.
         slots.add(shard, bucket_index(&self.bounds, value), 1);
+    }
+
+    /// Keeps an exemplar of `n` recorded units in `trace` as the latest of the bucket it
+    /// falls in.
+    pub(crate) fn set_exemplar(&self, trace: &super::trace::TraceContext, n: u64) {
+        #[allow(clippy::cast_precision_loss)]
+        let value = n as f64 / self.units;
+        let i = bucket_index(&self.bounds, value);
+        self.core
+            .set_exemplar(self.bounds.len() + 1, i, trace, value);
     }
 
     /// Records `v` exposed units, rounded to a recorded unit; NaN is counted in `+Inf` and
@@ -247,7 +294,7 @@ impl Sealed for ShardedHistogram {
             cumulative = cumulative.wrapping_add(self.core.total(i));
             scratch.counts.push(cumulative);
         }
-        scratch.exemplars.clear();
+        self.core.exemplars(scratch);
         let sum = self.sum();
         ValueRef::Histogram(HistogramRef {
             bounds: &self.bounds,

@@ -797,3 +797,47 @@ fn the_live_page_sits_below_the_endpoint_behind_its_access_hook() {
         .unwrap();
     assert!(!none.live() && !none.is_endpoint("/metrics/live"));
 }
+
+#[test]
+fn a_traceparent_becomes_the_exemplar_of_the_counter_and_the_latency_bucket() {
+    let registry = Registry::new();
+    let metrics = HttpMetrics::builder(&registry).build().unwrap();
+    let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for header in [
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", // too short
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    ] {
+        let mut guard = metrics.start("GET", Some("/bad"));
+        guard.traceparent(Some(header.as_bytes()));
+        guard.traceparent(Some(b"\xff\xfe"));
+        guard.response(200);
+        guard.finish();
+    }
+    let mut guard = metrics.start("GET", Some("/traced"));
+    guard.traceparent(Some(valid.as_bytes()));
+    guard.response(200);
+    guard.finish();
+    let mut plain = metrics.start("GET", Some("/traced"));
+    plain.traceparent(None);
+    plain.response(200);
+    plain.finish();
+
+    let text = crate::encoding::openmetrics::encode(&registry);
+    let exemplar = "# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"}";
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(exemplar)).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0]
+        .starts_with("http_requests_total{method=\"GET\",route=\"/traced\",status=\"200\"} 2 # "));
+    assert!(lines[1].starts_with(
+        "http_request_duration_seconds_bucket{method=\"GET\",route=\"/traced\",status=\"200\",le=\"0.005\"} 2 # "
+    ));
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("/bad") && l.contains(" # ")),
+        "{text}"
+    );
+    // The Prometheus text format has no exemplars.
+    assert!(!crate::encoding::text::encode(&registry).contains("trace_id"));
+}
