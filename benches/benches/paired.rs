@@ -9,9 +9,11 @@
 //! is measured within a few milliseconds of the bare app's; the figures are the medians over
 //! the rounds, with the middle half of the per-round values beside them.
 //!
-//! Workloads: an axum router (`GET /users/42` through `ServiceExt::oneshot`), and an
-//! actix-web app (`actix_web::test::call_service`) on a repeated path with a parameter, a
-//! static route, and a new id every request; each body is read to the end. The timed run
+//! Workloads: an axum router (`GET /users/42` through `ServiceExt::oneshot`), an actix-web
+//! app (`actix_web::test::call_service`) on a repeated path with a parameter, a static
+//! route, and a new id every request, and the axum router with and without a `traceparent`
+//! header (what exemplars cost); each body is read to the end. `-- --workload N` times only
+//! workload `N` (numbered from 0, in that order). The timed run
 //! ends with what a clock read and an `Arc` taken and dropped cost in the same rounds: steps
 //! that every recorded request takes, whatever the middleware.
 //!
@@ -74,15 +76,25 @@ fn main() {
             }
         }
         None => Mode::Timed {
-            rounds: args.iter().find_map(|a| a.parse().ok()).unwrap_or(150),
+            rounds: args
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i == 0 || args[i - 1] != "--workload")
+                .find_map(|(_, a)| a.parse().ok())
+                .unwrap_or(150),
         },
     };
     if let Mode::Timed { rounds } = mode {
         println!("{rounds} rounds of {BATCH} requests per variant; added cost over the bare app, median (middle half)\n");
     }
+    // `--workload N` times only that workload.
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--workload")
+        .and_then(|at| args.get(at + 1)?.parse().ok());
     let run = |workload: usize| match mode {
         Mode::Counted { workload: w, .. } => w == workload,
-        Mode::Timed { .. } => true,
+        Mode::Timed { .. } => only.is_none_or(|w| w == workload),
     };
     if run(0) {
         axum_workload(&mode);
@@ -98,6 +110,9 @@ fn main() {
         actix_workload(&mode, "actix, a new id every request", |i| {
             format!("/users/{}", i * 7919 % 100_000)
         });
+    }
+    if run(4) {
+        axum_traceparent_workload(&mode);
     }
     if let Mode::Timed { rounds } = mode {
         fixed_costs(rounds);
@@ -207,6 +222,55 @@ fn axum_workload(mode: &Mode) {
     assert!(
         recorded(&registry, "/users/{id}"),
         "the layer recorded what it measured"
+    );
+}
+
+/// The axum workload with and without a W3C `traceparent` on every request: what the
+/// exemplars cost (parsing the header, allocating the request's trace, and two exemplars
+/// kept per request). Requests without it carry another header of the same length, so that
+/// building the requests costs the same in every variant.
+fn axum_traceparent_workload(mode: &Mode) {
+    let runtime = std::rc::Rc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap(),
+    );
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let batch = |name: &'static str, layer: bool| -> Batch {
+        let registry = Registry::new();
+        let mut app = router();
+        if layer {
+            app = app.layer(
+                vitals_tower::MetricsLayer::builder()
+                    .registry(&registry)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let app = app.with_state(());
+        let runtime = std::rc::Rc::clone(&runtime);
+        Box::new(move |_| {
+            runtime.block_on(async {
+                for _ in 0..BATCH {
+                    let request = http::Request::get("/users/42")
+                        .header(name, TRACEPARENT)
+                        .body(Body::empty())
+                        .unwrap();
+                    let response = app.clone().oneshot(request).await.unwrap();
+                    black_box(response.into_body().collect().await.unwrap().to_bytes());
+                }
+            });
+        })
+    };
+    let variants = vec![
+        ("bare", batch("x-request-id", false)),
+        ("vitals", batch("x-request-id", true)),
+        ("vitals+traceparent", batch("traceparent", true)),
+    ];
+    report(
+        "axum, GET /users/42, with and without traceparent",
+        mode,
+        variants,
     );
 }
 
