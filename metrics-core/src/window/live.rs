@@ -20,14 +20,9 @@ pub(super) fn json(state: &State, span: &Span, start_unix: f64) -> String {
     } else {
         &state.fine
     };
-    let step = if span.coarse {
-        state.config.coarse_step
-    } else {
-        state.config.fine_step
-    };
     let mut out = String::with_capacity(4096);
     out.push_str("{\"step\":");
-    write_f64(&mut out, step.as_secs_f64());
+    write_f64(&mut out, ring.step.as_secs_f64());
     out.push_str(",\"t\":[");
     for (i, &slot) in span.slots.iter().rev().enumerate() {
         if i > 0 {

@@ -195,7 +195,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: WindowConfig) -> Self {
         Self {
-            state: Mutex::new(State::new(config.clone())),
+            state: Mutex::new(State::new(&config)),
             config,
             start: Instant::now(),
             start_unix: crate::util::clock::now_seconds(),
@@ -240,7 +240,9 @@ impl Windows {
     /// windows' lock: a collector must not read the windows from inside `collect()`.
     pub fn tick_at(&self, elapsed: Duration) {
         let mut state = self.shared.state();
-        state.tick(elapsed.as_secs_f64(), |sink| self.registry.visit(sink));
+        state.tick(&self.shared.config, elapsed.as_secs_f64(), |sink| {
+            self.registry.visit(sink);
+        });
     }
 
     /// Starts the thread that ticks every fine step (once per registry: later calls do
@@ -399,45 +401,42 @@ impl Window {
     /// any registry prefix), per method, busiest first.
     #[must_use]
     pub fn routes(&self) -> Vec<RouteSignals> {
-        let mut routes: Vec<RouteSignals> = self
-            .signals(false)
+        self.signals(false)
             .into_iter()
             .map(|(method, route, signals)| RouteSignals {
                 method,
                 route,
                 signals,
             })
-            .collect();
-        routes.sort_by(|a, b| b.signals.rate.total_cmp(&a.signals.rate));
-        routes
+            .collect()
     }
 
     /// The golden signals of every `#[instrumented]` function, busiest first.
     #[must_use]
     pub fn functions(&self) -> Vec<FunctionSignals> {
-        let mut functions: Vec<FunctionSignals> = self
-            .signals(true)
+        self.signals(true)
             .into_iter()
             .map(|(function, module, signals)| FunctionSignals {
                 function,
                 module,
                 signals,
             })
-            .collect();
-        functions.sort_by(|a, b| b.signals.rate.total_cmp(&a.signals.rate));
-        functions
+            .collect()
     }
 
+    /// The signals of each route (or function), with its two labels, busiest first.
     fn signals(&self, functions: bool) -> Vec<(String, String, Signals)> {
         let state = self.shared.state();
         let span = Span::of(&state, self.length, self.coarse);
-        signals::groups(&state, functions)
+        let mut signals: Vec<(String, String, Signals)> = signals::groups(&state, functions)
             .into_iter()
             .map(|g| {
                 let signals = g.signals(&span);
                 (g.first, g.second, signals)
             })
-            .collect()
+            .collect();
+        signals.sort_by(|a, b| b.2.rate.total_cmp(&a.2.rate));
+        signals
     }
 }
 

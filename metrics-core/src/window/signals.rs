@@ -192,14 +192,20 @@ fn in_flight_at(group: &Group<'_>, coarse: bool, slot: usize) -> Option<f64> {
 }
 
 impl Group<'_> {
-    /// The group's signals over `span`.
-    pub(super) fn signals(&self, span: &Span) -> Signals {
+    /// The group's requests over `span`.
+    fn totals(&self, span: &Span) -> Totals {
         let mut totals = Totals::default();
         for &(series, failed) in &self.duration {
             for &slot in &span.slots {
                 totals.add(series, failed, span.coarse, slot);
             }
         }
+        totals
+    }
+
+    /// The group's signals over `span`.
+    pub(super) fn signals(&self, span: &Span) -> Signals {
+        let totals = self.totals(span);
         #[allow(clippy::cast_precision_loss)]
         let rate = if span.seconds > 0.0 {
             totals.count as f64 / span.seconds
@@ -248,13 +254,7 @@ impl Group<'_> {
 
     /// Requests finished over the span, to rank groups by.
     pub(super) fn count(&self, span: &Span) -> u64 {
-        let mut totals = Totals::default();
-        for &(series, failed) in &self.duration {
-            for &slot in &span.slots {
-                totals.add(series, failed, span.coarse, slot);
-            }
-        }
-        totals.count
+        self.totals(span).count
     }
 }
 

@@ -21,16 +21,11 @@ impl Span {
     /// `length` (plus half a step, for a ticker a little late) before the newest slot ended.
     pub(super) fn of(state: &State, length: Duration, coarse: bool) -> Self {
         let ring: &Ring = if coarse { &state.coarse } else { &state.fine };
-        let step = if coarse {
-            state.config.coarse_step
-        } else {
-            state.config.fine_step
-        };
         let mut slots = Vec::new();
         let mut seconds = 0.0;
         if let Some(newest) = ring.slot(0) {
             let end = ring.ends[newest];
-            let limit = length.as_secs_f64() + step.as_secs_f64() / 2.0;
+            let limit = length.as_secs_f64() + ring.step.as_secs_f64() / 2.0;
             let mut back = 0;
             while let Some(slot) = ring.slot(back) {
                 let start = ring.starts[slot];

@@ -11,9 +11,11 @@ use crate::metric::ValueRef;
 
 use super::WindowConfig;
 
-/// One resolution: when each slot began and ended, in seconds since the windows started.
+/// One resolution: its step, and when each slot began and ended, in seconds since the
+/// windows started.
 #[derive(Debug)]
 pub(super) struct Ring {
+    pub(super) step: std::time::Duration,
     pub(super) slots: usize,
     pub(super) starts: Box<[f64]>,
     pub(super) ends: Box<[f64]>,
@@ -22,8 +24,9 @@ pub(super) struct Ring {
 }
 
 impl Ring {
-    fn new(slots: usize) -> Self {
+    fn new(step: std::time::Duration, slots: usize) -> Self {
         Self {
+            step,
             slots,
             starts: vec![f64::NAN; slots].into(),
             ends: vec![f64::NAN; slots].into(),
@@ -147,15 +150,12 @@ impl Tracked {
 /// Everything the ticks wrote.
 #[derive(Debug)]
 pub(super) struct State {
-    pub(super) config: WindowConfig,
     pub(super) fine: Ring,
     pub(super) coarse: Ring,
     /// Fine slots per coarse slot.
     ratio: u64,
     /// The time of the last tick (the first one only takes the baseline).
     pub(super) last_tick: Option<f64>,
-    /// Ticks taken, baseline included.
-    pub(super) ticks: u64,
     pub(super) series: Vec<Option<Tracked>>,
     free: Vec<usize>,
     index: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
@@ -166,15 +166,13 @@ pub(super) struct State {
 }
 
 impl State {
-    pub(super) fn new(config: WindowConfig) -> Self {
+    pub(super) fn new(config: &WindowConfig) -> Self {
         let ratio = config.coarse_step.as_nanos() / config.fine_step.as_nanos();
         Self {
-            fine: Ring::new(config.fine_slots),
-            coarse: Ring::new(config.coarse_slots),
+            fine: Ring::new(config.fine_step, config.fine_slots),
+            coarse: Ring::new(config.coarse_step, config.coarse_slots),
             ratio: u64::try_from(ratio).unwrap_or(u64::MAX),
-            config,
             last_tick: None,
-            ticks: 0,
             series: Vec::new(),
             free: Vec::new(),
             index: HashMap::default(),
@@ -192,8 +190,13 @@ impl State {
     }
 
     /// Takes one tick at `now` (seconds since the windows started) from the walk that `walk`
-    /// runs. A tick not after the last one is ignored.
-    pub(super) fn tick(&mut self, now: f64, walk: impl FnOnce(&mut dyn Sink)) {
+    /// runs, tracking what `config` allows. A tick not after the last one is ignored.
+    pub(super) fn tick(
+        &mut self,
+        config: &WindowConfig,
+        now: f64,
+        walk: impl FnOnce(&mut dyn Sink),
+    ) {
         if self.last_tick.is_some_and(|last| now <= last) || !now.is_finite() {
             return;
         }
@@ -204,6 +207,7 @@ impl State {
         {
             let mut sink = TickSink {
                 state: self,
+                config,
                 family: None,
                 key: Vec::new(),
                 slot,
@@ -223,7 +227,6 @@ impl State {
             }
         }
         self.last_tick = Some(now);
-        self.ticks += 1;
     }
 
     /// Empties the slot of every series the walk did not report, and forgets those absent
@@ -328,6 +331,7 @@ enum Reading<'a> {
 
 struct TickSink<'s> {
     state: &'s mut State,
+    config: &'s WindowConfig,
     family: Option<(Arc<str>, MetricKind)>,
     key: Vec<u8>,
     slot: usize,
@@ -339,7 +343,6 @@ impl Sink for TickSink<'_> {
     fn family(&mut self, family: &FamilyRef<'_>) {
         let tracked = family.kind != MetricKind::Info
             && self
-                .state
                 .config
                 .only
                 .as_ref()
@@ -406,7 +409,7 @@ impl Sink for TickSink<'_> {
                     state.free.push(i);
                     state.index.remove(&*self.key);
                 }
-                if state.tracked_count() >= state.config.max_series {
+                if state.tracked_count() >= self.config.max_series {
                     state.untracked += 1;
                     None
                 } else {

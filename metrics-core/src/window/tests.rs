@@ -332,10 +332,16 @@ fn bad_windows_and_options_are_errors() {
     );
     assert!(registry.window(Duration::ZERO).is_err());
     assert!(registry.window(secs(3600)).is_ok());
-    // Ticks that go back in time are ignored.
+    // Ticks that go back in time, or repeat the last one, are ignored: after the baseline
+    // at 5 s, only the tick at 6 s makes a slot.
+    let covered = || registry.window(secs(60)).unwrap().stats("x", &[]).covered();
     windows.tick_at(secs(5));
     windows.tick_at(secs(4));
     windows.tick_at(secs(5));
+    assert_eq!(covered(), Duration::ZERO);
+    windows.tick_at(secs(6));
+    windows.tick_at(secs(3));
+    assert_eq!(covered(), secs(1));
 }
 
 #[test]
