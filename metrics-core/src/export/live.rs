@@ -80,58 +80,51 @@ pub fn response(
     method: &str,
     allowed: bool,
 ) -> EndpointResponse {
-    const PLAIN: &str = "text/plain; charset=utf-8";
-    let plain = |status, body: &str| EndpointResponse {
-        status,
-        content_type: PLAIN,
-        allow: None,
-        body: body.to_owned(),
-        extra_headers: &[],
-    };
-    if method != "GET" && method != "HEAD" {
-        return EndpointResponse {
-            allow: Some("GET, HEAD"),
-            ..plain(405, "use GET\n")
-        };
-    }
-    if !allowed {
-        return plain(403, "forbidden\n");
+    if let Some(refusal) = EndpointResponse::refusal(method, allowed) {
+        return refusal;
     }
     let head = method == "HEAD";
-    match request {
-        LiveRequest::Page => EndpointResponse {
-            status: 200,
-            content_type: "text/html; charset=utf-8",
-            allow: None,
-            body: if head { String::new() } else { PAGE.to_owned() },
-            extra_headers: &[
+    let (content_type, body, extra_headers): (_, _, &'static [_]) = match request {
+        LiveRequest::Page => (
+            "text/html; charset=utf-8",
+            if head { String::new() } else { PAGE.to_owned() },
+            &[
                 ("content-security-policy", CSP),
                 ("cache-control", "no-store"),
                 ("x-content-type-options", "nosniff"),
             ],
-        },
+        ),
         LiveRequest::Json => {
             let Some(windows) = registry.windows() else {
-                return plain(
+                return EndpointResponse::plain(
                     503,
                     "the windowed statistics are not enabled (Registry::enable_windows)\n",
                 );
             };
-            let length = SPAN.min(windows.config().longest());
-            match windows.live_json(length) {
-                Ok(json) => EndpointResponse {
-                    status: 200,
-                    content_type: "application/json",
-                    allow: None,
-                    body: if head { String::new() } else { json },
-                    extra_headers: &[
-                        ("cache-control", "no-store"),
-                        ("x-content-type-options", "nosniff"),
-                    ],
-                },
-                Err(error) => plain(500, &format!("{error}\n")),
-            }
+            let body = if head {
+                String::new()
+            } else {
+                match windows.live_json(SPAN.min(windows.config().longest())) {
+                    Ok(json) => json,
+                    Err(error) => return EndpointResponse::plain(500, format!("{error}\n")),
+                }
+            };
+            (
+                "application/json",
+                body,
+                &[
+                    ("cache-control", "no-store"),
+                    ("x-content-type-options", "nosniff"),
+                ],
+            )
         }
+    };
+    EndpointResponse {
+        status: 200,
+        content_type,
+        allow: None,
+        body,
+        extra_headers,
     }
 }
 

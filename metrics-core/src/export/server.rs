@@ -326,10 +326,7 @@ async fn respond_off_runtime(
 
 fn respond(config: &Exporter, request: &Request<()>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
-    let live = config
-        .live
-        .then(|| crate::http::live::LiveRequest::of(&config.path, path))
-        .flatten();
+    let live = crate::http::live::LiveRequest::of(&config.path, path).filter(|_| config.live);
     if path != config.path && live.is_none() {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     }

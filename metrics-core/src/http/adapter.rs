@@ -88,6 +88,11 @@ impl AdapterOptions {
         self
     }
 
+    /// Whether the live page will be served: it sits below the endpoint, so not without one.
+    fn serves_live(&self) -> bool {
+        self.live && self.endpoint.is_some()
+    }
+
     /// Registers the HTTP metrics, and with [`live`](Self::live) turns the windowed
     /// statistics on.
     ///
@@ -97,12 +102,13 @@ impl AdapterOptions {
     /// [`Error::InvalidWindow`] when the live page is on and the windows' ticker cannot start.
     pub fn build(self) -> Result<AdapterState, Error> {
         let registry = self.http.registry_ref().clone();
-        let live = self.live && self.endpoint.is_some();
+        let live = self.serves_live();
+        let metrics = self.http.build()?;
         if live {
             super::live::enable(&registry)?;
         }
         Ok(AdapterState {
-            metrics: Ok(self.http.build()?),
+            metrics: Ok(metrics),
             registry,
             endpoint: self.endpoint,
             count_endpoint: self.count_endpoint,
@@ -124,7 +130,7 @@ impl AdapterOptions {
             self.headers_only,
             self.openmetrics,
         );
-        let live = self.live && self.endpoint.is_some();
+        let live = self.serves_live();
         self.build().unwrap_or_else(|error| {
             report(adapter, &error);
             AdapterState {

@@ -56,25 +56,11 @@ pub fn endpoint_response_with(
     registration: Result<(), &Error>,
     options: EncodeOptions,
 ) -> EndpointResponse {
-    const PLAIN: &str = "text/plain; charset=utf-8";
-    let plain = |status, body: String| EndpointResponse {
-        status,
-        content_type: PLAIN,
-        allow: None,
-        body,
-        extra_headers: &[],
-    };
-    if method != "GET" && method != "HEAD" {
-        return EndpointResponse {
-            allow: Some("GET, HEAD"),
-            ..plain(405, "use GET\n".to_owned())
-        };
-    }
-    if !allowed {
-        return plain(403, "forbidden\n".to_owned());
+    if let Some(refusal) = EndpointResponse::refusal(method, allowed) {
+        return refusal;
     }
     if let Err(error) = registration {
-        return plain(
+        return EndpointResponse::plain(
             500,
             format!("the HTTP metrics could not be registered: {error}\n"),
         );
@@ -97,6 +83,30 @@ pub fn endpoint_response_with(
 pub const VARY: &str = "Accept, Accept-Encoding";
 
 impl EndpointResponse {
+    /// A plain-text answer.
+    pub(crate) fn plain(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            allow: None,
+            body: body.into(),
+            extra_headers: &[],
+        }
+    }
+
+    /// What every endpoint (the metrics, the live page and its data) answers before looking
+    /// at what was asked: `405` with `Allow: GET, HEAD` for other methods, `403` when the
+    /// access hook said no; `None` to go on.
+    pub(crate) fn refusal(method: &str, allowed: bool) -> Option<Self> {
+        if method != "GET" && method != "HEAD" {
+            return Some(Self {
+                allow: Some("GET, HEAD"),
+                ..Self::plain(405, "use GET\n")
+            });
+        }
+        (!allowed).then(|| Self::plain(403, "forbidden\n"))
+    }
+
     /// The response as it goes on the wire: the body gzipped when `accept_encoding` (the
     /// request's `Accept-Encoding`) allows it and gzip support is compiled in (the `gzip`
     /// feature, on in the adapters by default), and every header to send with it.
