@@ -396,15 +396,18 @@ impl RequestGuard {
         // An upgraded connection's life is not a latency: it stays out of the histogram
         // (with OpenTelemetry naming, whose request count is the histogram's, it is not
         // counted either).
-        if let (false, Some(histogram)) = (self.upgraded, histogram) {
-            histogram.observe_units(shard, elapsed_nanos);
-        }
+        let observed = match (self.upgraded, histogram) {
+            (false, Some(histogram)) => {
+                Some((histogram, histogram.observe_units(shard, elapsed_nanos)))
+            }
+            _ => None,
+        };
         if let Some(trace) = self.sizes.as_ref().and_then(|s| s.trace.as_ref()) {
             if let Some(counter) = counter {
                 counter.set_exemplar(trace);
             }
-            if let (false, Some(histogram)) = (self.upgraded, histogram) {
-                histogram.set_exemplar(trace, elapsed_nanos);
+            if let Some((histogram, bucket)) = observed {
+                histogram.set_exemplar(trace, bucket, elapsed_nanos);
             }
         }
         if metrics.request_size.is_none() && metrics.response_size.is_none() {

@@ -189,30 +189,32 @@ pub(crate) struct ShardedHistogram {
 
 impl ShardedHistogram {
     /// Records `n` units (nanoseconds, bytes) in `shard`, the calling thread's
-    /// [`current`](crate::util::shard::current) shard.
+    /// [`current`](crate::util::shard::current) shard, and returns the bucket they fell in.
     #[inline]
-    pub(crate) fn observe_units(&self, shard: Shard, n: u64) {
+    pub(crate) fn observe_units(&self, shard: Shard, n: u64) -> usize {
         #[allow(clippy::cast_precision_loss)] // beyond 2^53 units, a bucket bound is no finer
         let value = n as f64 / self.units;
+        let bucket = bucket_index(&self.bounds, value);
         #[cfg(all(feature = "multiprocess", unix))]
         if let Some(cells) = &self.core.mapped {
             cells[self.bounds.len() + 1].add(value);
-            return cells[bucket_index(&self.bounds, value)].add(1.0);
+            cells[bucket].add(1.0);
+            return bucket;
         }
         let slots = &self.core.slots;
         slots.add(shard, self.bounds.len() + 1, n);
         // Last, with release: a scrape that counts the observation sees its sum too.
-        slots.add(shard, bucket_index(&self.bounds, value), 1);
+        slots.add(shard, bucket, 1);
+        bucket
     }
 
-    /// Keeps an exemplar of `n` recorded units in `trace` as the latest of the bucket it
-    /// falls in.
-    pub(crate) fn set_exemplar(&self, trace: &super::trace::TraceContext, n: u64) {
+    /// Keeps an exemplar of `n` recorded units in `trace` as the latest of `bucket`, the one
+    /// [`observe_units`](Self::observe_units) put them in.
+    pub(crate) fn set_exemplar(&self, trace: &super::trace::TraceContext, bucket: usize, n: u64) {
         #[allow(clippy::cast_precision_loss)]
         let value = n as f64 / self.units;
-        let i = bucket_index(&self.bounds, value);
         self.core
-            .set_exemplar(self.bounds.len() + 1, i, trace, value);
+            .set_exemplar(self.bounds.len() + 1, bucket, trace, value);
     }
 
     /// Records `v` exposed units, rounded to a recorded unit; NaN is counted in `+Inf` and
