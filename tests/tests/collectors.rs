@@ -110,6 +110,14 @@ struct Pool {
 }
 
 impl Pool {
+    fn new(open: u64, idle: u64) -> Arc<Self> {
+        Arc::new(Self {
+            open: AtomicU64::new(open),
+            idle: AtomicU64::new(idle),
+            waits: AtomicU64::new(0),
+        })
+    }
+
     fn stats(&self) -> PoolStats {
         let open = self.open.load(Ordering::SeqCst);
         let idle = self.idle.load(Ordering::SeqCst).min(open);
@@ -124,18 +132,10 @@ fn the_pool_collector_follows_its_pools_and_forgets_dropped_ones() {
     let registry = Registry::new();
     let pools = PoolCollector::new();
     registry.register_collector("pools", pools.clone()).unwrap();
-    let pool = Arc::new(Pool {
-        open: AtomicU64::new(16),
-        idle: AtomicU64::new(16),
-        waits: AtomicU64::new(0),
-    });
+    let pool = Pool::new(16, 16);
     let weak = Arc::downgrade(&pool);
     pools.add("main", move || weak.upgrade().map(|p| p.stats()));
-    let other = Arc::new(Pool {
-        open: AtomicU64::new(2),
-        idle: AtomicU64::new(1),
-        waits: AtomicU64::new(0),
-    });
+    let other = Pool::new(2, 1);
     let weak = Arc::downgrade(&other);
     pools.add("cache", move || weak.upgrade().map(|p| p.stats()));
 

@@ -7,6 +7,10 @@ use std::time::Duration;
 use vitals_tests::http::get;
 use vitals_tests::prometheus::PrometheusServer;
 
+#[path = "support/actix_app.rs"]
+mod actix_app_server;
+use actix_app_server::ActixApp;
+
 /// The request mix: path, how many times, expected status. (`/panic` is sent to the axum app
 /// only: actix-web does not catch panics, it drops the connection.)
 const TRAFFIC: &[(&str, usize, u16)] = &[
@@ -59,24 +63,9 @@ fn prometheus_sees_the_golden_signals_of_the_actix_app() {
         .copied()
         .filter(|t| t.0 != "/panic")
         .collect();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = actix_web::HttpServer::new(|| actix_app::app().unwrap())
-                .workers(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-            handle_tx.send(server.handle()).unwrap();
-            server.await
-        })
-    });
-    let handle = handle_rx.recv().unwrap();
-    check_golden_signals(address, &traffic);
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    server.join().unwrap().unwrap();
+    let app = ActixApp::start();
+    check_golden_signals(app.address, &traffic);
+    app.stop();
 }
 
 /// Sends the traffic to the app at `address` while a real Prometheus scrapes it, then checks

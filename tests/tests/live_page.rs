@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use vitals_tests::browser::{chromium, Image};
 use vitals_tests::http::get;
 
+#[path = "support/actix_app.rs"]
+mod actix_app_server;
+use actix_app_server::ActixApp;
+
 /// The first route's line colour on the page (its palette starts with it).
 const FIRST_LINE: [u8; 3] = [0x25, 0x63, 0xeb];
 
@@ -179,21 +183,8 @@ fn check_page(app: SocketAddr) {
 
 #[test]
 fn the_actix_app_serves_the_same_live_data() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-    let server = std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            let server = actix_web::HttpServer::new(|| actix_app::app().unwrap())
-                .workers(1)
-                .listen(listener)
-                .unwrap()
-                .run();
-            handle_tx.send(server.handle()).unwrap();
-            server.await
-        })
-    });
-    let handle = handle_rx.recv().unwrap();
+    let app = ActixApp::start();
+    let address = app.address;
     let stop = Arc::new(AtomicBool::new(false));
     let sender = traffic(address, Arc::clone(&stop));
     let json = wait_for_points(address, "/users/{id}", 2);
@@ -232,6 +223,5 @@ fn the_actix_app_serves_the_same_live_data() {
         .all(|l| l.contains("route=\"/users/{id}/orders/{order_id}\"")));
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
-    actix_web::rt::System::new().block_on(handle.stop(true));
-    server.join().unwrap().unwrap();
+    app.stop();
 }
