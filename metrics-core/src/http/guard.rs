@@ -105,19 +105,67 @@ impl RequestGuard {
 
     /// Attaches the request's trace (see [`TraceContext`](super::TraceContext)): when it is
     /// recorded, the request counter and the latency bucket it falls in keep an exemplar with
-    /// its `trace_id` and `span_id`. Requests without one allocate nothing for it.
+    /// its `trace_id` and `span_id`.
+    ///
+    /// Exemplars are samples: of the requests of one method and route, at most one per
+    /// millisecond keeps its trace (the first to start after the one before), so that a busy
+    /// route pays for a trace a thousand times a second at most, whatever its rate, and a
+    /// quiet one keeps every trace. The others, and requests without a trace, allocate
+    /// nothing for it.
     pub fn trace_context(&mut self, context: super::trace::TraceContext) {
-        if !matches!(self.target, Target::Off) {
-            self.sizes().trace = Some(context);
+        if self.trace_due() {
+            self.keep_trace(context);
         }
     }
 
     /// [`trace_context`](Self::trace_context) from the request's `traceparent` header, when
-    /// it has a valid one; a malformed one is ignored.
+    /// it has a valid one; a malformed one is ignored. The header is only read when the
+    /// request may keep its trace.
     #[inline]
     pub fn traceparent(&mut self, header: Option<&[u8]>) {
-        if let Some(context) = header.and_then(super::trace::TraceContext::from_traceparent_bytes) {
-            self.trace_context(context);
+        if let Some(header) = header {
+            self.traced_request(header);
+        }
+    }
+
+    /// Out of line, so that the adapters' request path stays small for untraced requests.
+    #[inline(never)]
+    fn traced_request(&mut self, header: &[u8]) {
+        if !self.trace_due() {
+            return;
+        }
+        if let Some(context) = super::trace::TraceContext::from_traceparent_bytes(header) {
+            self.keep_trace(context);
+        }
+    }
+
+    /// Whether the request may keep its trace (see [`trace_context`](Self::trace_context)).
+    #[inline]
+    fn trace_due(&self) -> bool {
+        match &self.target {
+            Target::Off => false,
+            _ => self
+                .in_flight()
+                .is_none_or(|in_flight| in_flight.trace_due(self.started)),
+        }
+    }
+
+    fn keep_trace(&mut self, context: super::trace::TraceContext) {
+        if let Some(in_flight) = self.in_flight() {
+            in_flight.traced(self.started);
+        }
+        self.sizes().trace = Some(context);
+    }
+
+    /// The in-flight series the request is counted in, if any.
+    #[inline]
+    fn in_flight(&self) -> Option<&InFlight> {
+        match &self.target {
+            Target::Route(series) => Some(&series.in_flight),
+            Target::Plain(shared, RouteSlot::Series(index) | RouteSlot::Overflow(index)) => {
+                Some(shared.in_flight.series(*index))
+            }
+            Target::Plain(_, RouteSlot::Unset) | Target::Off => None,
         }
     }
 

@@ -19,7 +19,9 @@
 //! ([`RequestGuard::traceparent`]): with a valid one, the request's counter series and its
 //! latency bucket keep its trace and span ids as their latest exemplar ([`TraceContext`]),
 //! shown in the OpenMetrics format and put in the OTLP exemplars' id fields. Each series keeps
-//! them in a lock-free slot per bucket, allocated with its first traced request.
+//! them in a lock-free slot per bucket, allocated with its first traced request. Exemplars are
+//! samples: of the requests of one method and route, at most one per millisecond keeps its
+//! trace, and the others neither parse the header nor allocate.
 //!
 //! Every request is counted exactly once, and the in-flight gauge returns to zero in every
 //! case. A `405 Method Not Allowed` is counted under the unmatched route, with the requests no

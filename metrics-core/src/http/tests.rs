@@ -841,3 +841,42 @@ fn a_traceparent_becomes_the_exemplar_of_the_counter_and_the_latency_bucket() {
     // The Prometheus text format has no exemplars.
     assert!(!crate::encoding::text::encode(&registry).contains("trace_id"));
 }
+
+#[test]
+fn a_route_keeps_at_most_one_trace_per_millisecond() {
+    let registry = Registry::new();
+    let metrics = HttpMetrics::builder(&registry).build().unwrap();
+    let tick = crate::util::clock::ticks_per_millisecond();
+    let header = |n: u8| format!("00-{:032x}-00f067aa0ba902b7-01", u128::from(n) + 1);
+    let start = crate::util::clock::now();
+    let keeps = |at: u64, header: &str| {
+        let mut guard = metrics.start("GET", Some("/sampled"));
+        guard.started = at;
+        guard.traceparent(Some(header.as_bytes()));
+        let kept = guard.sizes.as_ref().is_some_and(|s| s.trace.is_some());
+        guard.response(200);
+        guard.finish();
+        kept
+    };
+    // A malformed header takes nothing from the route's next request.
+    assert!(!keeps(start, "00-garbage"));
+    assert!(keeps(start, &header(1)));
+    // Within the millisecond, and a request that started before the one kept: no parse, no
+    // allocation.
+    assert!(!keeps(start + tick / 2, &header(2)));
+    assert!(!keeps(start - 1, &header(3)));
+    // Another method of the route samples on its own.
+    let mut post = metrics.start("POST", Some("/sampled"));
+    post.started = start;
+    post.traceparent(Some(header(4).as_bytes()));
+    assert!(post.sizes.as_ref().is_some_and(|s| s.trace.is_some()));
+    drop(post);
+    // A millisecond later.
+    assert!(keeps(start + tick, &header(5)));
+    let text = crate::encoding::openmetrics::encode(&registry);
+    let counter = text
+        .lines()
+        .find(|l| l.starts_with("http_requests_total{method=\"GET\",route=\"/sampled\""))
+        .unwrap();
+    assert!(counter.contains(&header(5)[3..35]), "{counter}");
+}

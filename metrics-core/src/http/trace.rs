@@ -3,20 +3,50 @@
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// A request's trace and span ids, from a W3C Trace Context `traceparent` header
-/// (<https://www.w3.org/TR/trace-context/#traceparent-header>). The adapters read it from
-/// each request and attach it, as the `trace_id` and `span_id` labels of an exemplar, to the
-/// request's latency bucket and request counter, shown in the OpenMetrics format; so a
-/// latency spike in Prometheus links to a trace that explains it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// (<https://www.w3.org/TR/trace-context/#traceparent-header>) or given directly
+/// ([`new`](Self::new)). The adapters read it from each request and attach it, as the
+/// `trace_id` and `span_id` labels of an exemplar, to the request's latency bucket and request
+/// counter, shown in the OpenMetrics format; so a latency spike in Prometheus links to a trace
+/// that explains it.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
-    trace_id: [u8; 16],
-    span_id: [u8; 8],
+    /// The 32 lower-case hex digits of the trace id, then the 16 of the span id, eight to a
+    /// word in memory order: a header's digits are checked once and copied, never decoded on
+    /// the request's path, and they are already the exemplar's label values.
+    digits: [u64; WORDS],
 }
+
+/// The words of a [`TraceContext`]'s digits: four of the trace id, two of the span id.
+const WORDS: usize = 6;
 
 /// The length of a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`.
 const LENGTH: usize = 55;
 
+/// Eight `'0'` digits, as a word: an all-zero id spelled out.
+const ZEROS: u64 = u64::from_ne_bytes(*b"00000000");
+
 impl TraceContext {
+    /// A trace context from the ids' bytes (an OpenTelemetry `SpanContext`'s, for instance);
+    /// `None` when either id is all zeros, which the specification calls invalid.
+    #[must_use]
+    pub fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Option<Self> {
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut ascii = [0u8; 8 * WORDS];
+        for (pair, b) in ascii
+            .chunks_exact_mut(2)
+            .zip(trace_id.iter().chain(&span_id))
+        {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 15)];
+        }
+        Some(Self {
+            digits: std::array::from_fn(|i| word(&ascii, 8 * i)),
+        })
+    }
+
     /// Parses a `traceparent` value: `version-trace_id-parent_id-flags`, lower-case hex, the
     /// version not `ff`, neither id all zeros, and for version `00` nothing after the flags
     /// (later versions may append fields after a `-`, which are ignored, as the
@@ -28,78 +58,99 @@ impl TraceContext {
     }
 
     /// [`from_traceparent`](Self::from_traceparent) on the header's raw bytes: what the
-    /// adapters call, in one pass over the bytes, without a UTF-8 check of its own (hex
-    /// digits and dashes are all ASCII).
+    /// adapters call, without a UTF-8 check of its own (hex digits and dashes are all ASCII).
+    /// The 48 digits of the ids are checked eight at a time and kept as they are.
     #[must_use]
     pub fn from_traceparent_bytes(header: &[u8]) -> Option<Self> {
-        let blank = |b: &u8| *b == b' ' || *b == b'\t';
-        let start = header.iter().position(|b| !blank(b))?;
-        let end = header.iter().rposition(|b| !blank(b))? + 1;
-        let bytes = &header[start..end];
-        if bytes.len() < LENGTH || bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
+        fn blank(b: &u8) -> bool {
+            *b == b' ' || *b == b'\t'
+        }
+        fn trimmed(h: &[u8]) -> Option<&[u8]> {
+            let start = h.iter().position(|b| !blank(b))?;
+            let end = h.iter().rposition(|b| !blank(b))? + 1;
+            Some(&h[start..end])
+        }
+        // Headers almost never have blanks around them: then no scan is needed.
+        let bytes = match (header.first(), header.last()) {
+            (Some(first), Some(last)) if !blank(first) && !blank(last) => header,
+            _ => trimmed(header)?,
+        };
+        let (Some(head), Some(rest)) = (bytes.first_chunk::<LENGTH>(), bytes.get(LENGTH..)) else {
+            return None;
+        };
+        if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
             return None;
         }
-        let version = byte(bytes[0], bytes[1])?;
-        byte(bytes[53], bytes[54])?; // the flags: any value
-                                     // Version 00 has exactly four fields; a later one may have more, after a dash.
-        let rest = &bytes[LENGTH..];
+        let version = byte(head[0], head[1])?;
+        byte(head[53], head[54])?; // the flags: any value
+                                   // Version 00 has exactly four fields; a later one may have more, after a dash.
         if version == 0xff || (!rest.is_empty() && (version == 0 || rest[0] != b'-')) {
             return None;
         }
-        // Eight digits at a time (the ids are most of the header).
-        let mut valid = true;
-        let mut decode = |digits: &[u8], out: &mut [u8]| {
-            for (eight, four) in digits.chunks_exact(8).zip(out.chunks_exact_mut(4)) {
-                let (bytes, ok) = hex8(eight);
-                valid &= ok;
-                four.copy_from_slice(&bytes);
-            }
-        };
-        let mut trace_id = [0u8; 16];
-        let mut span_id = [0u8; 8];
-        decode(&bytes[3..35], &mut trace_id);
-        decode(&bytes[36..52], &mut span_id);
-        if !valid {
-            return None;
-        }
-        (trace_id != [0; 16] && span_id != [0; 8]).then_some(Self { trace_id, span_id })
+        let (t0, t1, t2, t3) = (
+            word(head, 3),
+            word(head, 11),
+            word(head, 19),
+            word(head, 27),
+        );
+        let (s0, s1) = (word(head, 36), word(head, 44));
+        let bad = not_hex(t0) | not_hex(t1) | not_hex(t2) | not_hex(t3) | not_hex(s0) | not_hex(s1);
+        let zero_trace = (t0 ^ ZEROS) | (t1 ^ ZEROS) | (t2 ^ ZEROS) | (t3 ^ ZEROS) == 0;
+        let zero_span = (s0 ^ ZEROS) | (s1 ^ ZEROS) == 0;
+        (bad == 0 && !zero_trace && !zero_span).then_some(Self {
+            digits: [t0, t1, t2, t3, s0, s1],
+        })
     }
 
     /// The trace id, 16 bytes (32 hex digits in the header).
     #[must_use]
     pub fn trace_id(&self) -> [u8; 16] {
-        self.trace_id
+        decode(&self.ascii()[..32])
     }
 
-    /// The id of the caller's span (the `parent-id` field), 8 bytes.
+    /// The span id, 8 bytes: in a `traceparent`, the caller's span (its `parent-id` field).
     #[must_use]
     pub fn span_id(&self) -> [u8; 8] {
-        self.span_id
+        decode(&self.ascii()[32..])
     }
 
-    /// The ids as the two words of a [`TraceSlot`] and the third.
-    fn words(&self) -> [u64; 3] {
-        let (high, low) = self.trace_id.split_at(8);
-        let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
-        [word(high), word(low), u64::from_be_bytes(self.span_id)]
-    }
-
-    fn from_words([high, low, span]: [u64; 3]) -> Self {
-        let mut trace_id = [0; 16];
-        trace_id[..8].copy_from_slice(&high.to_be_bytes());
-        trace_id[8..].copy_from_slice(&low.to_be_bytes());
-        Self {
-            trace_id,
-            span_id: span.to_be_bytes(),
+    /// The digits of both ids, trace id first.
+    fn ascii(&self) -> [u8; 8 * WORDS] {
+        let mut ascii = [0u8; 8 * WORDS];
+        for (eight, w) in ascii.chunks_exact_mut(8).zip(self.digits) {
+            eight.copy_from_slice(&w.to_ne_bytes());
         }
+        ascii
     }
 
     /// The exemplar of `value` in this trace, with `trace_id` and `span_id` labels in
     /// lower-case hex.
     fn exemplar(&self, value: f64) -> Option<crate::metric::Exemplar> {
-        let (trace, span) = (hex(&self.trace_id), hex(&self.span_id));
-        crate::metric::Exemplar::new(&[("trace_id", &trace), ("span_id", &span)], value).ok()
+        let ascii = self.ascii();
+        let digits = std::str::from_utf8(&ascii).ok()?;
+        let (trace, span) = digits.split_at(32);
+        crate::metric::Exemplar::new(&[("trace_id", trace), ("span_id", span)], value).ok()
     }
+}
+
+impl std::fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ascii = self.ascii();
+        let digits = String::from_utf8_lossy(&ascii);
+        let (trace, span) = digits.split_at(32);
+        f.debug_struct("TraceContext")
+            .field("trace_id", &trace)
+            .field("span_id", &span)
+            .finish()
+    }
+}
+
+/// The eight bytes at `at`, as a word in memory order.
+#[inline]
+fn word<const N: usize>(bytes: &[u8; N], at: usize) -> u64 {
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_ne_bytes(eight)
 }
 
 /// The value of each lower-case hex digit, and [`NOT_HEX`] for every other byte.
@@ -115,31 +166,20 @@ static HEX: [u8; 256] = {
 /// A flag no digit's value has.
 const NOT_HEX: u8 = 0x10;
 
-/// The four bytes that eight lower-case hex digits spell, and whether they all are such
-/// digits: byte-parallel arithmetic on one 64-bit word (no byte is compared on its own).
+/// Zero when each of the eight bytes of `x` is a lower-case hex digit, and not otherwise:
+/// byte-parallel arithmetic on the word (no byte is compared on its own, and the order of the
+/// bytes does not matter).
 #[inline]
-fn hex8(digits: &[u8]) -> ([u8; 4], bool) {
+fn not_hex(x: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&digits[..8]);
-    let x = u64::from_le_bytes(word);
-    // The high bit of each byte of `x` at least `n` (for bytes below 0x80, which the check
-    // of `x & HIGH` below ensures): setting the bit first keeps borrows inside each byte.
+    // The high bit of each byte of `x` at least `n` (for bytes below 0x80; the others fail
+    // on `x & HIGH`): setting the bit first keeps borrows inside each byte.
     let at_least = |n: u64| ((x | HIGH).wrapping_sub(n * ONES)) & HIGH;
+    // '0'..='9' are 0x30..0x39 and 'a'..='f' 0x61..0x66.
     let digit = at_least(0x30) & !at_least(0x3a);
     let letter = at_least(0x61) & !at_least(0x67);
-    let valid = x & HIGH == 0 && (digit | letter) == HIGH;
-    // '0'..'9' are 0x30..0x39 and 'a'..'f' 0x61..0x66: the low nibble, plus 9 for letters.
-    let letters = letter >> 7;
-    let nibbles = (x & 0x0f0f_0f0f_0f0f_0f0f) + (letters << 3) + letters;
-    // Each even byte takes its nibble as the high half and the next byte's as the low half;
-    // then the even bytes are packed together.
-    let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
-    let packed = (pairs | (pairs >> 16)) & 0xffff_ffff;
-    #[allow(clippy::cast_possible_truncation)] // masked to 32 bits
-    (u32::to_le_bytes(packed as u32), valid)
+    (x & HIGH) | ((digit | letter) ^ HIGH)
 }
 
 /// The byte two lower-case hex digits spell.
@@ -149,25 +189,25 @@ fn byte(high: u8, low: u8) -> Option<u8> {
     ((high | low) & NOT_HEX == 0).then_some(high << 4 | low)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+/// The bytes that checked digits spell (two digits each).
+fn decode<const N: usize>(digits: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (b, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *b = byte(pair[0], pair[1]).unwrap_or_default();
     }
     out
 }
 
 /// The latest traced value of a series (or a histogram bucket), kept without a lock or an
-/// allocation: a sequence number, odd while a write is under way, and four words (the
-/// trace id, the span id, the value's bits). A write that meets another in progress is
+/// allocation: a sequence number, odd while a write is under way, and seven words (the ids'
+/// 48 digits, the value's bits), one cache line. A write that meets another in progress is
 /// dropped (the other is as recent); a read that meets one tries again, a bounded number of
-/// times. The exemplar is built from it at scrape.
+/// times. The exemplar is built from the words at scrape.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct TraceSlot {
     sequence: AtomicU64,
-    words: [AtomicU64; 4],
+    words: [AtomicU64; WORDS + 1],
 }
 
 impl TraceSlot {
@@ -183,8 +223,8 @@ impl TraceSlot {
         }
         // The words after the odd sequence number, for every reader that sees them.
         fence(Ordering::Release);
-        let [high, low, span] = context.words();
-        for (word, v) in self.words.iter().zip([high, low, span, value.to_bits()]) {
+        let values = context.digits.iter().copied().chain([value.to_bits()]);
+        for (word, v) in self.words.iter().zip(values) {
             word.store(v, Ordering::Relaxed);
         }
         self.sequence.store(sequence + 2, Ordering::Release);
@@ -201,11 +241,14 @@ impl TraceSlot {
                 std::hint::spin_loop();
                 continue;
             }
-            let words: [u64; 4] = std::array::from_fn(|i| self.words[i].load(Ordering::Relaxed));
+            let words: [u64; WORDS + 1] =
+                std::array::from_fn(|i| self.words[i].load(Ordering::Relaxed));
             fence(Ordering::Acquire);
             if self.sequence.load(Ordering::Relaxed) == before {
-                let context = TraceContext::from_words([words[0], words[1], words[2]]);
-                return context.exemplar(f64::from_bits(words[3]));
+                let context = TraceContext {
+                    digits: std::array::from_fn(|i| words[i]),
+                };
+                return context.exemplar(f64::from_bits(words[WORDS]));
             }
         }
         None
@@ -228,26 +271,36 @@ mod tests {
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+    fn labels(exemplar: &crate::metric::Exemplar) -> Vec<(String, String)> {
+        exemplar.labels().to_vec()
+    }
+
     #[test]
     fn a_valid_traceparent_gives_its_ids() {
         let context = TraceContext::from_traceparent(VALID).unwrap();
-        assert_eq!(hex(&context.trace_id()), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(hex(&context.span_id()), "00f067aa0ba902b7");
+        let trace = [
+            0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e,
+            0x47, 0x36,
+        ];
+        let span = [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7];
+        assert_eq!(context.trace_id(), trace);
+        assert_eq!(context.span_id(), span);
+        // The same ids given as bytes make the same context.
+        assert_eq!(TraceContext::new(trace, span), Some(context));
+        assert_eq!(
+            format!("{context:?}"),
+            r#"TraceContext { trace_id: "4bf92f3577b34da6a3ce929d0e0e4736", span_id: "00f067aa0ba902b7" }"#
+        );
         let slot = TraceSlot::default();
         assert!(slot.get().is_none());
         slot.set(&context, 0.25);
         let exemplar = slot.get().unwrap();
         assert_eq!(exemplar.value(), 0.25);
-        let labels: Vec<(&str, &str)> = exemplar
-            .labels()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         assert_eq!(
-            labels,
+            labels(&exemplar),
             [
-                ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
-                ("span_id", "00f067aa0ba902b7")
+                ("trace_id".into(), "4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                ("span_id".into(), "00f067aa0ba902b7".into())
             ]
         );
         slot.clear();
@@ -260,26 +313,39 @@ mod tests {
     }
 
     #[test]
-    fn the_word_at_a_time_decoder_agrees_with_the_table_for_every_byte() {
-        let reference = |digits: &[u8]| -> Option<[u8; 4]> {
-            let mut out = [0; 4];
-            for (pair, out) in digits.chunks_exact(2).zip(&mut out) {
-                *out = byte(pair[0], pair[1])?;
+    fn ids_given_as_bytes_round_trip_and_zero_ids_are_refused() {
+        for (trace, span) in [
+            ([1; 16], [2; 8]),
+            ([0xff; 16], [0x80; 8]),
+            ([0; 16], [0; 8]),
+        ] {
+            let mut trace = trace;
+            trace[15] = 0xa5;
+            let context = TraceContext::new(trace, span);
+            if span == [0; 8] {
+                assert_eq!(context, None);
+                continue;
             }
-            Some(out)
-        };
+            let context = context.unwrap();
+            assert_eq!((context.trace_id(), context.span_id()), (trace, span));
+        }
+        assert_eq!(TraceContext::new([0; 16], [1; 8]), None);
+    }
+
+    #[test]
+    fn the_word_at_a_time_check_agrees_with_the_table_for_every_byte() {
         let base = *b"0f1e2d3c";
         for position in 0..8 {
             for b in 0..=255u8 {
                 let mut digits = base;
                 digits[position] = b;
-                let (bytes, ok) = hex8(&digits);
-                assert_eq!(ok.then_some(bytes), reference(&digits), "{digits:?}");
+                let expected = digits.iter().all(|&d| HEX[usize::from(d)] != NOT_HEX);
+                let word = u64::from_ne_bytes(digits);
+                assert_eq!(not_hex(word) == 0, expected, "{digits:?}");
             }
         }
-        assert_eq!(hex8(b"00000000"), ([0; 4], true));
-        assert_eq!(hex8(b"ffffffff"), ([0xff; 4], true));
-        assert_eq!(hex8(b"4bf92f35"), ([0x4b, 0xf9, 0x2f, 0x35], true));
+        assert_eq!(not_hex(u64::from_ne_bytes(*b"09afafaf")), 0);
+        assert_ne!(not_hex(u64::from_ne_bytes(*b"09afafag")), 0);
     }
 
     #[test]
@@ -294,14 +360,24 @@ mod tests {
             &format!("{VALID}-x"),          // version 00 has four fields
             &VALID.replacen("00", "ff", 1), // version ff is invalid
             &VALID.replace('4', "G"),       // not hex
+            &VALID.replace("4bf9", "4bg9"), // not hex, a letter past f
             &VALID.to_uppercase(),          // upper-case hex
             &VALID.replace('-', "_"),       // wrong separators
+            &VALID.replace("-01", "-0x"),   // flags not hex
             zero_trace,
             zero_span,
             "00-4bf92f3577b34da6a3ce929d0e0e473é-00f067aa0ba902b7-01",
             &format!("{}x", VALID.replacen("00", "01", 1)), // a later version, no dash
         ] {
             assert_eq!(TraceContext::from_traceparent(bad), None, "{bad:?}");
+        }
+        // Each digit of each id, replaced by each byte that is not a lower-case hex digit.
+        for position in (3..35).chain(36..52) {
+            for b in (0..=255u8).filter(|&b| HEX[usize::from(b)] == NOT_HEX) {
+                let mut header = VALID.as_bytes().to_vec();
+                header[position] = b;
+                assert_eq!(TraceContext::from_traceparent_bytes(&header), None);
+            }
         }
     }
 }

@@ -37,6 +37,20 @@ pub(crate) fn nanos_since(start: u64) -> u64 {
     clock.delta_as_nanos(start, clock.raw())
 }
 
+/// The clock ticks in a millisecond (at least one), worked out once from the clock's
+/// calibration: an interval in [`now`]'s units, for a hot path that compares readings.
+#[inline]
+pub(crate) fn ticks_per_millisecond() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        // The nanoseconds of a long span of ticks, as the clock converts them.
+        const SPAN: u64 = 1 << 40;
+        let nanos = clock().delta_as_nanos(0, SPAN).max(1);
+        let ticks = u128::from(SPAN) * 1_000_000 / u128::from(nanos);
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    })
+}
+
 /// Seconds since the Unix epoch, for `_created` samples and exemplar timestamps.
 pub(crate) fn now_seconds() -> f64 {
     SystemTime::now()
