@@ -1,7 +1,8 @@
 //! Exemplars end to end: a real Prometheus, with exemplar storage on, scrapes the example app
 //! after requests that carried W3C `traceparent` headers, and answers
 //! `/api/v1/query_exemplars` with exactly those trace ids on the latency histogram; malformed
-//! headers add none and fail no request.
+//! headers add none and fail no request. With the `opentelemetry` feature, the current
+//! OpenTelemetry span's ids come first.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -75,4 +76,94 @@ async fn prometheus_stores_the_trace_ids_of_the_requests_as_exemplars() {
     .await
     .unwrap();
     server.abort();
+}
+
+/// The OpenMetrics answer of `app`'s `/metrics`.
+async fn openmetrics(app: &axum::Router) -> String {
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get("/metrics")
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn the_current_opentelemetry_span_comes_before_the_header() {
+    use opentelemetry::context::FutureExt as _;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    use tower::ServiceExt as _;
+
+    let registry = vitals_core::Registry::new();
+    let layer = vitals_tower::MetricsLayer::builder()
+        .registry(&registry)
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/users/{id}", axum::routing::get(|| async { "user" }))
+        .route("/orders/{id}", axum::routing::get(|| async { "order" }))
+        .route("/carts/{id}", axum::routing::get(|| async { "cart" }))
+        .layer(layer);
+    let server_span = |trace: u128, span: u64, flags: TraceFlags| {
+        let ids = SpanContext::new(
+            TraceId::from_bytes(trace.to_be_bytes()),
+            SpanId::from_bytes(span.to_be_bytes()),
+            flags,
+            false,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(ids)
+    };
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    // What a tracing layer outside the metrics layer does: the request is served with its
+    // server span current.
+    let send = |path: &'static str, context: Option<opentelemetry::Context>| {
+        let app = app.clone();
+        async move {
+            let request = axum::http::Request::get(path)
+                .header("traceparent", header)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let call = app.oneshot(request);
+            let response = match context {
+                Some(context) => call.with_context(context).await,
+                None => call.await,
+            };
+            assert_eq!(response.unwrap().status(), 200, "{path}");
+        }
+    };
+    send(
+        "/users/1",
+        Some(server_span(0xabc, 0xdef, TraceFlags::SAMPLED)),
+    )
+    .await;
+    // An unsampled span is not an exemplar: the header is used instead.
+    send(
+        "/orders/1",
+        Some(server_span(0x123, 0x456, TraceFlags::default())),
+    )
+    .await;
+    send("/carts/1", None).await;
+
+    let text = openmetrics(&app).await;
+    let exemplar_of = |route: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("http_requests_total{") && l.contains(route))
+            .unwrap_or_else(|| panic!("no counter for {route}:\n{text}"));
+        line.split_once(" # ")
+            .map(|(_, e)| e.to_owned())
+            .unwrap_or_default()
+    };
+    let span = format!("trace_id=\"{:032x}\",span_id=\"{:016x}\"", 0xabc, 0xdef);
+    assert!(exemplar_of("/users/{id}").contains(&span), "{text}");
+    let from_header = "trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"";
+    assert!(exemplar_of("/orders/{id}").contains(from_header), "{text}");
+    assert!(exemplar_of("/carts/{id}").contains(from_header), "{text}");
 }

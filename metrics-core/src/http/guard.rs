@@ -121,20 +121,33 @@ impl RequestGuard {
     /// [`trace_context`](Self::trace_context) from the request's `traceparent` header, when
     /// it has a valid one; a malformed one is ignored. The header is only read when the
     /// request may keep its trace.
+    ///
+    /// With the `opentelemetry` feature, the current OpenTelemetry span comes first
+    /// ([`TraceContext::current`]): a tracing layer outside the adapter has made the
+    /// request's server span current, whose span id is this service's (the header's is the
+    /// caller's), and which says whether the trace is sampled.
     #[inline]
     pub fn traceparent(&mut self, header: Option<&[u8]>) {
+        #[cfg(feature = "opentelemetry")]
+        self.traced_request(header);
+        #[cfg(not(feature = "opentelemetry"))]
         if let Some(header) = header {
-            self.traced_request(header);
+            self.traced_request(Some(header));
         }
     }
 
     /// Out of line, so that the adapters' request path stays small for untraced requests.
     #[inline(never)]
-    fn traced_request(&mut self, header: &[u8]) {
+    fn traced_request(&mut self, header: Option<&[u8]>) {
         if !self.trace_due() {
             return;
         }
-        if let Some(context) = super::trace::TraceContext::from_traceparent_bytes(header) {
+        #[cfg(feature = "opentelemetry")]
+        if let Some(context) = super::trace::TraceContext::current() {
+            return self.keep_trace(context);
+        }
+        let header = header.and_then(super::trace::TraceContext::from_traceparent_bytes);
+        if let Some(context) = header {
             self.keep_trace(context);
         }
     }

@@ -133,6 +133,27 @@ impl TraceContext {
     }
 }
 
+#[cfg(feature = "opentelemetry")]
+impl TraceContext {
+    /// The ids of the current OpenTelemetry span, when it has valid ones and is sampled (an
+    /// exemplar should point at a trace that is kept). The context is opentelemetry 0.33's:
+    /// spans started with its API and made current, or `tracing` spans under
+    /// tracing-opentelemetry's layer, which makes an entered span's context current. A
+    /// program on another opentelemetry version can hand its ids to [`new`](Self::new).
+    #[must_use]
+    pub fn current() -> Option<Self> {
+        use opentelemetry::trace::TraceContextExt as _;
+        opentelemetry::Context::map_current(|context| {
+            let span = context.span();
+            let ids = span.span_context();
+            if !ids.is_valid() || !ids.is_sampled() {
+                return None;
+            }
+            Self::new(ids.trace_id().to_bytes(), ids.span_id().to_bytes())
+        })
+    }
+}
+
 impl std::fmt::Debug for TraceContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ascii = self.ascii();
