@@ -56,6 +56,10 @@
 //! | `tracing` | no | logs once when [`Metrics::new`] cannot register the HTTP metrics |
 //! | `macros` | no | `#[instrumented]`, re-exported from vitals-core (brings `syn`) |
 //! | `process` | no | vitals-core's Linux process collector |
+//! | `multiprocess` | no | vitals-core's multi-process mode (Unix): one registry shared by a pre-fork server's processes |
+//! | `metrics-facade` | no | a recorder for `metrics::counter!` and friends (vitals-core's `facade`) |
+//! | `tokio-runtime` | no | vitals-core's `TokioCollector`: the runtime's workers, tasks and queues |
+//! | `opentelemetry` | no | exemplars from the current OpenTelemetry span as well as from `traceparent` |
 //!
 //! # What is recorded
 //!

@@ -41,6 +41,7 @@
 //! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
 //! | `multiprocess` | no | [`multiprocess`] (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
 //! | `metrics-facade` | no | `facade::FacadeRecorder`: `metrics::counter!`, `gauge!` and `histogram!` recorded into a registry |
+//! | `opentelemetry` | no | exemplars from the current OpenTelemetry span (`http::TraceContext::current`), for the HTTP recorder and `#[instrumented]` |
 //! | `tokio-runtime` | no | `TokioCollector`: a tokio runtime's workers, tasks and queues (more with `--cfg tokio_unstable`) |
 //! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |
 //!

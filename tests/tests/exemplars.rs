@@ -167,3 +167,67 @@ async fn the_current_opentelemetry_span_comes_before_the_header() {
     assert!(exemplar_of("/orders/{id}").contains(from_header), "{text}");
     assert!(exemplar_of("/carts/{id}").contains(from_header), "{text}");
 }
+
+/// The registry of the instrumented function below.
+static TRACED: std::sync::LazyLock<vitals_core::Registry> =
+    std::sync::LazyLock::new(vitals_core::Registry::new);
+
+#[vitals_core::instrumented(registry = TRACED, buckets = [0.5, 60.0])]
+fn charge(fail: bool) -> Result<(), String> {
+    if fail {
+        return Err("declined".into());
+    }
+    Ok(())
+}
+
+#[test]
+fn instrumented_functions_take_the_current_span_as_their_exemplar() {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    let span = |trace: u128| {
+        let ids = SpanContext::new(
+            TraceId::from_bytes(trace.to_be_bytes()),
+            SpanId::from_bytes(0x77u64.to_be_bytes()),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(ids)
+    };
+    // Without a span: no exemplar.
+    charge(false).unwrap();
+    let text = vitals_core::encoding::openmetrics::encode(&TRACED);
+    assert!(!text.contains("trace_id"), "{text}");
+    {
+        let _current = span(0x5eed).attach();
+        charge(true).unwrap_err();
+    }
+    // A millisecond later (calls of one function keep at most one trace per millisecond).
+    std::thread::sleep(Duration::from_millis(2));
+    {
+        let _current = span(0xf00d).attach();
+        charge(false).unwrap();
+    }
+    let text = vitals_core::encoding::openmetrics::encode(&TRACED);
+    let exemplar = |trace: u128| format!("trace_id=\"{trace:032x}\",span_id=\"0000000000000077\"");
+    let line = |start: &str, result: &str| {
+        text.lines()
+            .find(|l| l.starts_with(start) && l.contains(&format!("result=\"{result}\"")))
+            .unwrap_or_else(|| panic!("no {start} for {result}:\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        line("function_calls_total{", "error").contains(&exemplar(0x5eed)),
+        "{text}"
+    );
+    assert!(
+        line("function_calls_total{", "ok").contains(&exemplar(0xf00d)),
+        "{text}"
+    );
+    let bucket = line("function_calls_duration_seconds_bucket{", "ok");
+    assert!(
+        bucket.contains("le=\"0.5\"") && bucket.contains(&exemplar(0xf00d)),
+        "{text}"
+    );
+}

@@ -123,7 +123,7 @@ impl RequestGuard {
     /// request may keep its trace.
     ///
     /// With the `opentelemetry` feature, the current OpenTelemetry span comes first
-    /// ([`TraceContext::current`]): a tracing layer outside the adapter has made the
+    /// (`TraceContext::current`): a tracing layer outside the adapter has made the
     /// request's server span current, whose span id is this service's (the header's is the
     /// caller's), and which says whether the trace is sampled.
     #[inline]

@@ -68,7 +68,7 @@ pub mod route;
 pub use crate::export::live;
 mod schema;
 mod sharded;
-mod trace;
+pub(crate) mod trace;
 
 pub use adapter::{AdapterOptions, AdapterState, DEFAULT_ENDPOINT};
 pub use builder::HttpMetricsBuilder;

@@ -92,6 +92,13 @@ pub struct Site<const B: usize> {
     /// In multi-process mode, the cells of this process's files that replace `slots`.
     #[cfg(all(feature = "multiprocess", unix))]
     mapped: OnceLock<mapped::Cells>,
+    /// The traced calls' exemplars, made at the first: per [`Outcome`], one per bucket and
+    /// one for the calls counter.
+    #[cfg(feature = "opentelemetry")]
+    exemplars: OnceLock<Box<[crate::http::trace::TraceSlot]>>,
+    /// The clock reading at the start of the latest call whose trace was kept.
+    #[cfg(feature = "opentelemetry")]
+    traced: std::sync::atomic::AtomicU64,
 }
 
 /// Where the count of started calls is in a shard.
@@ -107,6 +114,47 @@ impl<const B: usize> Site<B> {
             slots: OnceLock::new(),
             #[cfg(all(feature = "multiprocess", unix))]
             mapped: OnceLock::new(),
+            #[cfg(feature = "opentelemetry")]
+            exemplars: OnceLock::new(),
+            #[cfg(feature = "opentelemetry")]
+            traced: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The current OpenTelemetry span's trace, for a call that started at `at`: at most one
+    /// call of the site per millisecond keeps one (exemplars are samples; the others pay a
+    /// load).
+    #[cfg(feature = "opentelemetry")]
+    #[inline]
+    fn trace(&self, at: u64) -> Option<crate::http::TraceContext> {
+        use std::sync::atomic::Ordering;
+        let last = self.traced.load(Ordering::Relaxed);
+        if last != 0 && at < last.saturating_add(crate::util::clock::ticks_per_millisecond()) {
+            return None;
+        }
+        let context = crate::http::TraceContext::current()?;
+        self.traced.store(at, Ordering::Relaxed);
+        Some(context)
+    }
+
+    /// Keeps a traced call's exemplars: on its bucket of `outcome` and on its calls counter.
+    #[cfg(feature = "opentelemetry")]
+    #[cold]
+    fn keep_exemplars(&self, trace: &crate::http::TraceContext, outcome: Outcome, nanos: u64) {
+        let slots = self.exemplars.get_or_init(|| {
+            (0..3 * (B + 1))
+                .map(|_| crate::http::trace::TraceSlot::default())
+                .collect()
+        });
+        #[allow(clippy::cast_precision_loss)]
+        let seconds = nanos as f64 * 1e-9;
+        let bucket = crate::metric::bucket_index(self.meta.bounds, seconds).min(B - 1);
+        let at = outcome as usize * (B + 1);
+        if let Some(slot) = slots.get(at + bucket) {
+            slot.set(trace, seconds);
+        }
+        if let Some(slot) = slots.get(at + B) {
+            slot.set(trace, 1.0);
         }
     }
 
@@ -286,6 +334,9 @@ pub struct Call<const B: usize> {
     slots: &'static Slots,
     /// A reading of [`crate::util::clock`].
     started: u64,
+    /// The current OpenTelemetry span's trace when the call started, if it keeps it.
+    #[cfg(feature = "opentelemetry")]
+    trace: Option<crate::http::TraceContext>,
 }
 
 impl<const B: usize> Call<B> {
@@ -309,22 +360,31 @@ impl<const B: usize> Call<B> {
         }
         #[cfg(not(all(feature = "multiprocess", unix)))]
         slots.add(crate::util::shard::current(), STARTED, 1);
+        let started = crate::util::clock::now();
         Self {
             site,
             slots,
-            started: crate::util::clock::now(),
+            started,
+            #[cfg(feature = "opentelemetry")]
+            trace: site.trace(started),
         }
     }
 
     /// Records the call with this outcome.
     #[inline]
     pub fn finish(self, outcome: Outcome) {
-        self.site.record(
-            self.slots,
-            outcome,
-            crate::util::clock::nanos_since(self.started),
-        );
+        self.end(outcome);
         std::mem::forget(self);
+    }
+
+    #[inline]
+    fn end(&self, outcome: Outcome) {
+        let nanos = crate::util::clock::nanos_since(self.started);
+        self.site.record(self.slots, outcome, nanos);
+        #[cfg(feature = "opentelemetry")]
+        if let Some(trace) = &self.trace {
+            self.site.keep_exemplars(trace, outcome, nanos);
+        }
     }
 }
 
@@ -336,11 +396,7 @@ impl<const B: usize> Drop for Call<B> {
         } else {
             Outcome::Dropped
         };
-        self.site.record(
-            self.slots,
-            outcome,
-            crate::util::clock::nanos_since(self.started),
-        );
+        self.end(outcome);
     }
 }
 

@@ -49,6 +49,9 @@ pub(super) trait SiteRead: Send + Sync {
     fn started(&self) -> u64;
     /// Per-bucket counts (not cumulative) and the sum in nanoseconds.
     fn read(&self, outcome: Outcome, counts: &mut Vec<u64>) -> u64;
+    /// The exemplars of `outcome`: one per bucket, then the calls counter's; empty when no
+    /// call was traced.
+    fn exemplars(&self, outcome: Outcome) -> Vec<Option<crate::metric::Exemplar>>;
 }
 
 impl<const B: usize> SiteRead for Site<B> {
@@ -73,6 +76,23 @@ impl<const B: usize> SiteRead for Site<B> {
         counts.extend((0..B).map(|bucket| slots.total(Self::slot(outcome, bucket))));
         slots.total(Self::slot(outcome, B))
     }
+
+    #[cfg(feature = "opentelemetry")]
+    fn exemplars(&self, outcome: Outcome) -> Vec<Option<crate::metric::Exemplar>> {
+        let Some(slots) = self.exemplars.get() else {
+            return Vec::new();
+        };
+        let at = outcome as usize * (B + 1);
+        slots[at..at + B + 1]
+            .iter()
+            .map(|slot| slot.get())
+            .collect()
+    }
+
+    #[cfg(not(feature = "opentelemetry"))]
+    fn exemplars(&self, _: Outcome) -> Vec<Option<crate::metric::Exemplar>> {
+        Vec::new()
+    }
 }
 
 /// The figures of one label set, merged over the sites that share it.
@@ -82,6 +102,9 @@ struct Series<'a> {
     concurrent: u64,
     /// Per outcome: per-bucket counts and the sum in nanoseconds.
     results: [(Vec<u64>, u64); 3],
+    /// Per outcome: the exemplars of the first site that has some (see
+    /// [`SiteRead::exemplars`]).
+    exemplars: [Vec<Option<crate::metric::Exemplar>>; 3],
 }
 
 impl Collector for Arc<FunctionSites> {
@@ -108,6 +131,7 @@ impl Collector for Arc<FunctionSites> {
                         bounds: meta.bounds,
                         concurrent: 0,
                         results: Default::default(),
+                        exemplars: Default::default(),
                     });
                     merged.len() - 1
                 }
@@ -125,6 +149,10 @@ impl Collector for Arc<FunctionSites> {
                     *t += c;
                 }
                 *total_sum = total_sum.saturating_add(sum);
+                let exemplars = &mut series.exemplars[outcome as usize];
+                if exemplars.is_empty() {
+                    *exemplars = site.exemplars(outcome);
+                }
             }
             series.concurrent += site.started().saturating_sub(finished);
         }
@@ -154,16 +182,25 @@ impl Collector for Arc<FunctionSites> {
                 }
                 let mut labels = series.labels.clone();
                 labels.push(("result", outcome.label()));
-                calls.add_sample(&labels, MetricValue::counter(count));
+                let exemplars = &series.exemplars[outcome as usize];
+                let counted = exemplars.last().cloned().flatten();
+                calls.add_sample(
+                    &labels,
+                    MetricValue::counter(count).with_exemplars([counted]),
+                );
                 let mut cumulative = 0;
                 let buckets = series.bounds.iter().zip(counts).map(|(&bound, &c)| {
                     cumulative += c;
                     (bound, cumulative)
                 });
-                let buckets: Vec<(f64, u64)> = buckets.collect();
+                let pairs: Vec<(f64, u64)> = buckets.collect();
                 #[allow(clippy::cast_precision_loss)]
                 let sum = *sum_nanos as f64 / 1e9;
-                durations.add_sample(&labels, MetricValue::histogram(buckets, count, sum));
+                // The last exemplar is the counter's.
+                let per_bucket = exemplars.len().saturating_sub(1);
+                let value = MetricValue::histogram(pairs, count, sum)
+                    .with_exemplars(exemplars.iter().take(per_bucket).cloned());
+                durations.add_sample(&labels, value);
             }
         }
         Ok(vec![calls, durations, concurrent])

@@ -173,11 +173,13 @@ pub struct MetricValue(pub(crate) OwnedValue);
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum OwnedValue {
-    Counter(Number),
+    Counter(Number, Option<Box<Exemplar>>),
     Gauge(Number),
     Histogram {
         bounds: Vec<f64>,
         cumulative: Vec<u64>,
+        /// Empty, or one per bucket (`+Inf` last).
+        exemplars: Vec<Option<Arc<Exemplar>>>,
         sum: f64,
     },
     Summary {
@@ -192,7 +194,7 @@ impl MetricValue {
     /// A counter total.
     #[must_use]
     pub fn counter(value: impl Into<Number>) -> Self {
-        Self(OwnedValue::Counter(value.into()))
+        Self(OwnedValue::Counter(value.into(), None))
     }
 
     /// A gauge value.
@@ -211,8 +213,35 @@ impl MetricValue {
         Self(OwnedValue::Histogram {
             bounds,
             cumulative,
+            exemplars: Vec::new(),
             sum,
         })
+    }
+
+    /// The value with exemplars, shown in the OpenMetrics format: for a counter, the first of
+    /// `exemplars`; for a histogram, one per bucket in order (`+Inf` last), `None` for a
+    /// bucket without one, and extra ones left out. Other kinds have no exemplars and are
+    /// returned as they are.
+    #[must_use]
+    pub fn with_exemplars(mut self, exemplars: impl IntoIterator<Item = Option<Exemplar>>) -> Self {
+        match &mut self.0 {
+            OwnedValue::Counter(_, exemplar) => {
+                *exemplar = exemplars.into_iter().next().flatten().map(Box::new);
+            }
+            OwnedValue::Histogram {
+                cumulative,
+                exemplars: kept,
+                ..
+            } => {
+                *kept = exemplars
+                    .into_iter()
+                    .take(cumulative.len())
+                    .map(|e| e.map(Arc::new))
+                    .collect();
+            }
+            _ => {}
+        }
+        self
     }
 
     /// A summary from `(quantile, value)` pairs, the sum and the count.
@@ -235,15 +264,16 @@ impl MetricValue {
     #[must_use]
     pub fn as_ref(&self) -> ValueRef<'_> {
         match &self.0 {
-            OwnedValue::Counter(n) => ValueRef::Counter(CounterRef {
+            OwnedValue::Counter(n, exemplar) => ValueRef::Counter(CounterRef {
                 value: *n,
                 created: None,
-                exemplar: None,
+                exemplar: exemplar.as_deref(),
             }),
             OwnedValue::Gauge(n) => ValueRef::Gauge(*n),
             OwnedValue::Histogram {
                 bounds,
                 cumulative,
+                exemplars,
                 sum,
             } => ValueRef::Histogram(HistogramRef {
                 bounds,
@@ -251,7 +281,7 @@ impl MetricValue {
                 cumulative,
                 sum: *sum,
                 created: None,
-                exemplars: &[],
+                exemplars,
                 extremes: None,
             }),
             OwnedValue::Summary {
@@ -271,7 +301,7 @@ impl MetricValue {
     /// The type of metric this value belongs to.
     pub(crate) fn kind(&self) -> MetricKind {
         match self.0 {
-            OwnedValue::Counter(_) => MetricKind::Counter,
+            OwnedValue::Counter(..) => MetricKind::Counter,
             OwnedValue::Gauge(_) => MetricKind::Gauge,
             OwnedValue::Histogram { .. } => MetricKind::Histogram,
             OwnedValue::Summary { .. } => MetricKind::Summary,
@@ -282,7 +312,7 @@ impl MetricValue {
     /// Checks what the exposition formats require of the value's shape.
     pub(crate) fn check(&self) -> Result<(), String> {
         match &self.0 {
-            OwnedValue::Counter(n) => {
+            OwnedValue::Counter(n, _) => {
                 let v = n.as_f64();
                 if v.is_nan() || v < 0.0 {
                     return Err(format!("counter value {v} is negative or NaN"));
