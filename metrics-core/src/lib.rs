@@ -42,6 +42,7 @@
 //! | `multiprocess` | no | [`multiprocess`] (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
 //! | `metrics-facade` | no | `facade::FacadeRecorder`: `metrics::counter!`, `gauge!` and `histogram!` recorded into a registry |
 //! | `opentelemetry` | no | exemplars from the current OpenTelemetry span (`http::TraceContext::current`), for the HTTP recorder and `#[instrumented]` |
+//! | `sqlx` | no | `PoolCollector::add_sqlx`: an sqlx 0.9 pool's connections |
 //! | `tokio-runtime` | no | `TokioCollector`: a tokio runtime's workers, tasks and queues (more with `--cfg tokio_unstable`) |
 //! | `tracing` | no | logs once when an adapter's infallible `new()` cannot register the HTTP metrics |
 //!

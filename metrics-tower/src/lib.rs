@@ -64,6 +64,7 @@
 //! | `process` | no | vitals-core's Linux process collector |
 //! | `multiprocess` | no | vitals-core's multi-process mode (Unix): one registry shared by a pre-fork server's processes |
 //! | `metrics-facade` | no | a recorder for `metrics::counter!` and friends (vitals-core's `facade`) |
+//! | `sqlx` | no | vitals-core's `PoolCollector::add_sqlx`: an sqlx 0.9 pool's connections |
 //! | `tokio-runtime` | no | vitals-core's `TokioCollector`: the runtime's workers, tasks and queues |
 //! | `opentelemetry` | no | exemplars from the current OpenTelemetry span as well as from `traceparent` |
 //!

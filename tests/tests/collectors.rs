@@ -1,5 +1,6 @@
 //! The collectors of what services run on, against the accessors of the things they read: a
-//! tokio runtime under load, and a pool whose connections come and go.
+//! tokio runtime under load, a pool whose connections come and go, and a real sqlx pool
+//! (SQLite in memory).
 
 #![allow(clippy::cast_precision_loss)] // counts far below 2^52
 
@@ -190,6 +191,81 @@ fn the_pool_collector_follows_its_pools_and_forgets_dropped_ones() {
     drop(pool);
     let text = vitals_core::encoding::text::encode(&registry);
     assert!(!text.contains("pool_"), "{text}");
+    assert!(
+        !text.contains("vitals_collector_errors_total{"),
+        "no error: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqlx_pool_is_reported_as_sqlx_counts_it_and_leaves_when_closed() {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(0)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let registry = Registry::new();
+    let pools = PoolCollector::new();
+    registry.register_collector("pools", pools.clone()).unwrap();
+    pools.add_sqlx("db", &pool);
+    let v = |state: &str| {
+        registry.get_sample_value("pool_connections", &[("pool", "db"), ("state", state)])
+    };
+    let check = |what: &str| {
+        let (size, idle) = (u64::from(pool.size()), pool.num_idle() as u64);
+        assert_eq!(v("idle"), Some(idle as f64), "{what}");
+        assert_eq!(v("used"), Some((size - idle) as f64), "{what}");
+    };
+    assert_eq!(
+        registry.get_sample_value("pool_connections_max", &[("pool", "db")]),
+        Some(4.0)
+    );
+    // Three connections held by queries in progress, then given back.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut connection = pool.acquire().await.unwrap();
+        sqlx::query("SELECT 1")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+        held.push(connection);
+    }
+    check("three held");
+    assert_eq!(v("used"), Some(3.0));
+    // Under load: tasks query through the pool while scrapes run.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        let used = v("used").unwrap();
+        assert!((0.0..=4.0).contains(&used), "{used}");
+        tokio::task::yield_now().await;
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    drop(held);
+    // Connections go back to the pool from a task of their own.
+    for _ in 0..100 {
+        if pool.num_idle() as u64 == u64::from(pool.size()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    check("all given back");
+    assert_eq!(v("used"), Some(0.0));
+
+    pool.close().await;
+    let text = vitals_core::encoding::text::encode(&registry);
+    assert!(!text.contains("pool=\"db\""), "{text}");
     assert!(
         !text.contains("vitals_collector_errors_total{"),
         "no error: {text}"

@@ -87,8 +87,7 @@ type Read = Box<dyn Fn() -> Option<PoolStats> + Send + Sync>;
 /// use std::sync::Arc;
 /// use vitals_core::{PoolCollector, PoolStats, Registry};
 ///
-/// // Any pool; with sqlx, `PoolStats::new(pool.size().into(), pool.num_idle() as u64)`,
-/// // with deadpool, `let s = pool.status(); PoolStats::new(s.size as u64, s.available as u64)`.
+/// // Any pool (an sqlx one has `add_sqlx`, feature `sqlx`); with deadpool, `let s = pool.status(); PoolStats::new(s.size as u64, s.available as u64)`.
 /// struct MyPool { open: u64, idle: u64 }
 /// let pool = Arc::new(MyPool { open: 8, idle: 3 });
 ///
@@ -139,6 +138,29 @@ impl PoolCollector {
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         pools.retain(|(n, _)| *n != name);
         pools.push((name, Box::new(read)));
+    }
+}
+
+#[cfg(feature = "sqlx")]
+impl PoolCollector {
+    /// Reads an sqlx pool at every scrape (feature `sqlx`, sqlx 0.9, any database): its open
+    /// and idle connections (`Pool::size`, `Pool::num_idle`) and its most
+    /// (`max_connections`). sqlx does not report the callers waiting for a connection, nor
+    /// how long they wait (it can only log slow acquires), so those series are absent.
+    ///
+    /// The collector keeps a handle on the pool, as every clone of an sqlx `Pool` does:
+    /// [`Pool::close`](sqlx::Pool::close) it when the service shuts down, and it disappears
+    /// from the next scrape without an error.
+    pub fn add_sqlx<DB: sqlx::Database>(&self, name: impl Into<String>, pool: &sqlx::Pool<DB>) {
+        let pool = pool.clone();
+        self.add(name, move || {
+            if pool.is_closed() {
+                return None;
+            }
+            let max = pool.options().get_max_connections();
+            let idle = u64::try_from(pool.num_idle()).unwrap_or(u64::MAX);
+            Some(PoolStats::new(pool.size().into(), idle).with_max_size(max.into()))
+        });
     }
 }
 
