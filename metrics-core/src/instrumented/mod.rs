@@ -122,8 +122,8 @@ impl<const B: usize> Site<B> {
     }
 
     /// The current OpenTelemetry span's trace, for a call that started at `at`: at most one
-    /// call of the site per millisecond keeps one (exemplars are samples; the others pay a
-    /// load).
+    /// call of the site per millisecond keeps one (exemplars are samples; a call within the
+    /// millisecond pays a load and does not read the context).
     #[cfg(feature = "opentelemetry")]
     #[inline]
     fn trace(&self, at: u64) -> Option<crate::http::TraceContext> {
