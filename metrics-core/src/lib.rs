@@ -28,10 +28,13 @@
 //!
 //! # Feature flags
 //!
+//! (Items of features that are off are named in code, without links: the table reads the
+//! same in every build of these docs.)
+//!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `process` | yes | [`ProcessCollector`]: the standard `process_*` metrics on Linux |
-//! | `macros` | yes | [`instrumented`]: calls, errors, in-flight and latency of any function |
+//! | `process` | yes | `ProcessCollector`: the standard `process_*` metrics on Linux |
+//! | `macros` | yes | `#[instrumented]`: calls, errors, in-flight and latency of any function |
 //! | `http` | no | `#[instrumented]` counts `http` responses with a 5xx status as errors (axum's types) |
 //! | `actix-web` | no | `#[instrumented]` counts actix-web responses with a 5xx status as errors |
 //! | `otlp` | no | `otlp::OtlpExporter`: OTLP/HTTP protobuf export to an OpenTelemetry collector, periodic with a final flush, retries, gzip, `from_env()` |
@@ -39,7 +42,7 @@
 //! | `tls` | no | `https://` endpoints for `push` and `otlp`: rustls (`ring`) and Mozilla's roots, plus any you add; no OpenSSL |
 //! | `exporter` | no | `exporter::Exporter`: a standalone `/metrics` server (tokio + hyper), with format negotiation, gzip and auth |
 //! | `gzip` | no | gzipped endpoint answers ([`http::EndpointResponse::into_wire`]) when the scraper accepts gzip; on in the adapters by default |
-//! | `multiprocess` | no | [`multiprocess`] (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
+//! | `multiprocess` | no | `multiprocess` (Unix): metrics kept in per-process files shared by the processes of a service (and prometheus_client's), merged at every scrape |
 //! | `metrics-facade` | no | `facade::FacadeRecorder`: `metrics::counter!`, `gauge!` and `histogram!` recorded into a registry |
 //! | `opentelemetry` | no | exemplars from the current OpenTelemetry span (`http::TraceContext::current`), for the HTTP recorder and `#[instrumented]` |
 //! | `sqlx` | no | `PoolCollector::add_sqlx`: an sqlx 0.9 pool's connections |
@@ -104,14 +107,14 @@
 //!
 //! A [`Collector`] (or a closure) gives [`MetricFamily`] values at each scrape, for figures
 //! that live elsewhere: a pool's size, a queue's depth, the operating system's view of the
-//! process ([`ProcessCollector`], registered in [`Registry::global`] from the start). A
+//! process (`ProcessCollector`, feature `process`, registered in [`Registry::global`] from the start). A
 //! failing collector is counted, not fatal. [`PoolCollector`] reads any connection pool
 //! through a closure; `TokioCollector` (feature `tokio-runtime`) reads a tokio runtime's
 //! metrics.
 //!
 //! # Functions
 //!
-//! [`#[instrumented]`](instrumented) on a function, a method or an `impl` block records
+//! `#[instrumented]` (feature `macros`) on a function, a method or an `impl` block records
 //! `function_calls_total`, `function_calls_duration_seconds` and `function_calls_concurrent`
 //! by function, module and result, through one static per function: no lookup per call.
 //!

@@ -283,7 +283,7 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// As [`multiprocess`](Self::multiprocess) when the variable names a directory that
+    /// As `Registry::multiprocess` (feature `multiprocess`) when the variable names a directory that
     /// cannot be used.
     pub fn from_env() -> std::io::Result<Self> {
         #[cfg(all(feature = "multiprocess", unix))]
@@ -298,7 +298,7 @@ impl Registry {
     /// ([`from_env`](Self::from_env) says why).
     ///
     /// With the `process` feature (on by default) it holds the
-    /// [`ProcessCollector`](crate::ProcessCollector) from the start, under the name
+    /// `ProcessCollector` from the start, under the name
     /// `process`, as Python's and Go's default registries do; not in multi-process mode,
     /// where each scrape would report whichever worker answered it.
     #[must_use]
