@@ -159,13 +159,13 @@ impl RequestGuard {
             Target::Off => false,
             _ => self
                 .in_flight()
-                .is_none_or(|in_flight| in_flight.trace_due(self.started)),
+                .is_none_or(|in_flight| in_flight.core.traced.due(self.started)),
         }
     }
 
     fn keep_trace(&mut self, context: super::trace::TraceContext) {
         if let Some(in_flight) = self.in_flight() {
-            in_flight.traced(self.started);
+            in_flight.core.traced.kept(self.started);
         }
         self.sizes().trace = Some(context);
     }

@@ -23,9 +23,8 @@ pub(super) struct InFlightCore {
     pub(super) value: Slots,
     /// Each: status (16 bits; 0 is empty), counter index (24), histogram index (24).
     pub(super) ends: [AtomicU64; ENDS],
-    /// The clock reading at the start of the latest request whose trace was kept; 0 before
-    /// the first (see [`InFlight::trace_due`]).
-    pub(super) traced: AtomicU64,
+    /// When a request of this method and route last kept its trace, for exemplars.
+    pub(super) traced: super::trace::TraceSampler,
     /// In multi-process mode, the count's cell in this process's file (`livesum` unless the
     /// family says otherwise), which replaces `value`.
     #[cfg(all(feature = "multiprocess", unix))]
@@ -47,24 +46,6 @@ impl InFlight {
         }
         #[allow(clippy::cast_sign_loss)] // two's complement: adding it wraps to a subtraction
         self.core.value.add(shard, 0, delta as u64);
-    }
-
-    /// Whether a request of this method and route that started at `at` (a reading of
-    /// [`crate::util::clock::now`]) may keep its trace for exemplars: no request of them that
-    /// started in the millisecond before it kept one. A request that may not pays this one
-    /// load: no parse, no allocation, no exemplar written.
-    #[inline]
-    pub(super) fn trace_due(&self, at: u64) -> bool {
-        let last = self.core.traced.load(Ordering::Relaxed);
-        // An older request starting late is not due either.
-        last == 0 || at >= last.saturating_add(crate::util::clock::ticks_per_millisecond())
-    }
-
-    /// The request that started at `at` kept its trace.
-    #[inline]
-    pub(super) fn traced(&self, at: u64) {
-        // A plain store: two requests racing here both keep theirs, which is harmless.
-        self.core.traced.store(at, Ordering::Relaxed);
     }
 
     /// Where requests ending with `status` went: the counter's index (none with
@@ -132,7 +113,7 @@ impl crate::metric::sealed::Sealed for InFlight {
             core: Arc::new(CachePadded(InFlightCore {
                 value: Slots::new(1),
                 ends: Default::default(),
-                traced: AtomicU64::new(0),
+                traced: super::trace::TraceSampler::new(),
                 #[cfg(all(feature = "multiprocess", unix))]
                 mapped: None,
             })),
@@ -147,7 +128,7 @@ impl crate::metric::sealed::Sealed for InFlight {
             core: Arc::new(CachePadded(InFlightCore {
                 value: Slots::new(1),
                 ends: Default::default(),
-                traced: AtomicU64::new(0),
+                traced: super::trace::TraceSampler::new(),
                 mapped: series.cell(FileKind::Gauge(mode), "", None),
             })),
         }

@@ -219,6 +219,39 @@ fn decode<const N: usize>(digits: &[u8]) -> [u8; N] {
     out
 }
 
+/// When the latest trace was kept, for a route and method or a function: exemplars are
+/// samples, at most one per millisecond. A request or call not due pays this one load.
+#[derive(Debug, Default)]
+pub(crate) struct TraceSampler {
+    /// The clock reading at the start of the latest request or call that kept its trace; 0
+    /// before the first.
+    last: AtomicU64,
+}
+
+impl TraceSampler {
+    pub(crate) const fn new() -> Self {
+        Self {
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether what started at `at` (a reading of [`crate::util::clock::now`]) may keep its
+    /// trace: nothing kept one in the millisecond before it (an older start arriving late
+    /// is not due either).
+    #[inline]
+    pub(crate) fn due(&self, at: u64) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        last == 0 || at >= last.saturating_add(crate::util::clock::ticks_per_millisecond())
+    }
+
+    /// What started at `at` kept its trace.
+    #[inline]
+    pub(crate) fn kept(&self, at: u64) {
+        // A plain store: two racing here both keep theirs, which is harmless.
+        self.last.store(at, Ordering::Relaxed);
+    }
+}
+
 /// The latest traced value of a series (or a histogram bucket), kept without a lock or an
 /// allocation: a sequence number, odd while a write is under way, and seven words (the ids'
 /// 48 digits, the value's bits), one cache line. A write that meets another in progress is

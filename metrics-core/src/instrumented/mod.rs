@@ -96,9 +96,9 @@ pub struct Site<const B: usize> {
     /// one for the calls counter.
     #[cfg(feature = "opentelemetry")]
     exemplars: OnceLock<Box<[crate::http::trace::TraceSlot]>>,
-    /// The clock reading at the start of the latest call whose trace was kept.
+    /// When a call last kept its trace.
     #[cfg(feature = "opentelemetry")]
-    traced: std::sync::atomic::AtomicU64,
+    traced: crate::http::trace::TraceSampler,
 }
 
 /// Where the count of started calls is in a shard.
@@ -117,7 +117,7 @@ impl<const B: usize> Site<B> {
             #[cfg(feature = "opentelemetry")]
             exemplars: OnceLock::new(),
             #[cfg(feature = "opentelemetry")]
-            traced: std::sync::atomic::AtomicU64::new(0),
+            traced: crate::http::trace::TraceSampler::new(),
         }
     }
 
@@ -127,13 +127,11 @@ impl<const B: usize> Site<B> {
     #[cfg(feature = "opentelemetry")]
     #[inline]
     fn trace(&self, at: u64) -> Option<crate::http::TraceContext> {
-        use std::sync::atomic::Ordering;
-        let last = self.traced.load(Ordering::Relaxed);
-        if last != 0 && at < last.saturating_add(crate::util::clock::ticks_per_millisecond()) {
+        if !self.traced.due(at) {
             return None;
         }
         let context = crate::http::TraceContext::current()?;
-        self.traced.store(at, Ordering::Relaxed);
+        self.traced.kept(at);
         Some(context)
     }
 
